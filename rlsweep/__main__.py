@@ -1,0 +1,3 @@
+from rlsweep.cli import run_main
+
+run_main()

@@ -1,0 +1,1 @@
+"""Reading a finished (or running) study: ranking, statistics, reseed, maturity, export."""

@@ -1,0 +1,78 @@
+"""Export a study: one row per run, the learning curves of every metric, and one JSON document that
+holds everything needed to re-run the study (sweep, configurations, seeds, curves)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+
+def run_rows(handle: Any) -> list[dict[str, Any]]:
+    rows = []
+    for t in handle.study.get_trials(deepcopy=False):
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "config_id": t.user_attrs.get("config_id"),
+                "seed": t.user_attrs.get("seed"),
+                "key": t.user_attrs.get("key"),
+                "failure_reason": t.user_attrs.get("failure_reason"),
+                "stop_reason": t.user_attrs.get("stop_reason"),
+                "duration_s": t.duration.total_seconds() if t.duration else None,
+                "params": handle.decode(t.params),
+                "attrs": {k: v for k, v in t.user_attrs.items() if k not in ("config_id", "seed", "key")},
+            }
+        )
+    return rows
+
+
+def export_study(handle: Any, out: Path, fmt: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    runs = run_rows(handle)
+    curves = handle.metrics()
+    written: list[Path] = []
+    if fmt == "json":
+        by_run: dict[int, dict[str, list[list[float]]]] = {}
+        for m in curves:
+            by_run.setdefault(m["trial_number"], {}).setdefault(m["name"], []).append([m["step"], m["value"]])
+        doc = {
+            "study": handle.name,
+            "sweep": handle.loaded.to_dict(),
+            "runs": [dict(r, curves=by_run.get(r["number"], {})) for r in runs],
+        }
+        path = out / f"{handle.name}.json"
+        path.write_text(json.dumps(doc, indent=1, default=str))
+        return [path]
+    param_names = handle.space.names
+    flat = [
+        {k: v for k, v in r.items() if k not in ("params", "attrs")} | {f"param:{n}": _cell(r["params"].get(n)) for n in param_names}
+        for r in runs
+    ]
+    if fmt == "csv":
+        written.append(_write_csv(out / "runs.csv", flat))
+        written.append(_write_csv(out / "curves.csv", curves))
+        return written
+    import pandas as pd
+
+    pd.DataFrame(flat).to_parquet(out / "runs.parquet")
+    pd.DataFrame(curves).to_parquet(out / "curves.parquet")
+    return [out / "runs.parquet", out / "curves.parquet"]
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    fields: list[str] = []
+    for row in rows:
+        fields.extend(k for k in row if k not in fields)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields or ["empty"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,79 @@
+"""The command line. One module per command, each with `add_parser(subparsers)` and `execute(args) -> int`.
+
+Command modules import only argparse at the top, so `rlsweep --help` stays fast; the work they do
+imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from rlsweep import __version__
+from rlsweep.errors import RlsweepError
+
+# Order is the order of `rlsweep --help`.
+COMMANDS = (
+    "run", "worker", "status", "top", "grid", "space", "export", "reseed", "mature",
+    "render", "report", "dashboard", "lineage", "replay", "import",
+)  # fmt: skip
+EXIT_CODES = "exit codes: 0 done, 1 runs failed, 2 bad input (before any run starts), 130 interrupted"
+LOG_FILE = Path("runs") / "rlsweep.log"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlsweep",
+        description="Tune reinforcement-learning agents and look at what they learned.",
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=f"rlsweep {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module_name = "import_" if name == "import" else name
+        try:
+            module = importlib.import_module(f"rlsweep.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"rlsweep.cli.{module_name}":
+                continue  # a command not built yet is simply not offered
+            raise
+        sub_parser = module.add_parser(sub)
+        sub_parser.set_defaults(execute=module.execute)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "execute", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        return int(args.execute(args))
+    except RlsweepError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"rlsweep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rlsweep: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected error: one line here, the traceback in the log file
+        if args.debug:
+            raise
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with LOG_FILE.open("a") as fh:
+            fh.write(traceback.format_exc())
+        print(f"rlsweep: internal error: {type(exc).__name__}: {exc} (traceback in {LOG_FILE}; --debug shows it)", file=sys.stderr)
+        return 1
+
+
+def run_main() -> None:
+    sys.exit(main())

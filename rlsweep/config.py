@@ -1,0 +1,262 @@
+"""Load and validate the sweep file. Every error names the file, the key path and the fix.
+
+The models below are the reference for the sweep file: each field's description is reused by the
+README and the error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rlsweep.errors import ConfigError, closest
+from rlsweep.space import Space, build_space
+
+STRATEGIES = ("grid", "random", "tpe", "cmaes", "gp", "qmc", "pbt", "pb2", "pb2_mixed")
+PRUNERS = ("none", "median", "percentile", "asha", "successive_halving", "hyperband")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class EvalSettings(_Model):
+    every: int = Field(10_000, gt=0, description="evaluate every this many environment steps")
+    episodes: int = Field(10, gt=0, description="episodes per evaluation")
+    deterministic: bool = Field(True, description="act deterministically during evaluation")
+
+
+class Objective(_Model):
+    metric: str = Field("eval/mean_return", description="the reported metric the sweep optimises")
+    mode: Literal["max", "min"] = Field("max", description="maximise or minimise the metric")
+    reduce: Literal["last", "best", "mean_last"] = Field(
+        "last", description="how a run's curve becomes one number: last, best, or mean of the last k evaluations"
+    )
+    k: int = Field(3, gt=0, description="evaluations averaged by reduce: mean_last")
+
+
+class StrategySettings(_Model):
+    name: str = Field("tpe", description=f"one of {', '.join(STRATEGIES)}")
+    runs: int | None = Field(None, gt=0, description="total runs (configurations x seeds); grid: all by default")
+    seeds: int = Field(1, gt=0, description="seeds per configuration, each one run")
+    workers: int | None = Field(None, gt=0, description="local worker processes (default: number of cores)")
+    pruner: str = Field("none", description=f"one of {', '.join(PRUNERS)}")
+    pruner_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for Optuna's pruner")
+    sampler_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for Optuna's sampler")
+    # population strategies (pbt, pb2, pb2_mixed)
+    population: int = Field(8, gt=0, description="population size (pbt/pb2)")
+    interval: int | None = Field(None, gt=0, description="environment steps between exploit/explore steps (pbt/pb2)")
+    selection: Literal["truncation", "winner_takes_all"] = Field("truncation", description="who copies whom (pbt/pb2)")
+    fraction: float = Field(0.25, gt=0, le=0.5, description="truncation: bottom fraction copies the top fraction")
+    factors: tuple[float, float] = Field((0.8, 1.2), description="pbt: perturbation factors")
+    resample_probability: float = Field(0.25, ge=0, le=1, description="pbt: probability of resampling a value")
+    synchronous: bool = Field(False, description="pbt: wait for the whole generation before exploiting")
+    fixed: list[str] = Field(default_factory=list, description="pbt: parameters that may not change mid-training")
+
+
+class Gate(_Model):
+    metric: str = Field(description="the reported metric the gate watches")
+    after: int = Field(0, ge=0, description="the gate applies from this environment step on")
+    min: float | None = Field(None, description="prune a run below this value")
+    max: float | None = Field(None, description="prune a run above this value")
+    success: SuccessGate | None = Field(None, description="end the run early as a success")
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> Gate:
+        if self.min is None and self.max is None and self.success is None:
+            raise ValueError("a gate needs min, max or success")
+        return self
+
+
+class SuccessGate(_Model):
+    min: float | None = Field(None, description="succeed when the metric is at least this")
+    max: float | None = Field(None, description="succeed when the metric is at most this")
+    for_: int = Field(1, alias="for", gt=0, description="…for this many evaluations in a row")
+
+
+class Checkpoints(_Model):
+    every: int | None = Field(None, gt=0, description="save a checkpoint every this many steps (kept)")
+
+
+class WorkerSettings(_Model):
+    heartbeat: float = Field(5.0, gt=0, description="seconds between a worker's heartbeats")
+    lost_after: float = Field(60.0, gt=0, description="a run whose worker is silent this long is lost")
+    requeue: int = Field(1, ge=0, description="how often a lost run is queued again")
+
+
+class Sweep(_Model):
+    study: str = Field(description="the study's name; the storage keys everything by it")
+    seed: int = Field(0, ge=0, description="seeds samplers; a run's seed is seed + its seed number")
+    trainer: dict[str, Any] = Field(description="what trains a run: kind and its settings (markers allowed)")
+    eval: EvalSettings = Field(default_factory=EvalSettings, description="evaluation schedule")
+    objective: Objective = Field(default_factory=Objective, description="what is optimised")
+    strategy: StrategySettings = Field(default_factory=StrategySettings, description="how runs are proposed")
+    stop: list[Gate] = Field(default_factory=list, description="threshold gates")
+    params: dict[str, Any] = Field(default_factory=dict, description="the algorithm's hyperparameters (markers allowed)")
+    storage: str | None = Field(None, description="SQLAlchemy URL or journal file (default sqlite:///runs/<study>/study.db)")
+    artifacts: str | None = Field(None, description="artifact root (default runs/<study>/artifacts)")
+    checkpoint: Checkpoints = Field(default_factory=Checkpoints, description="periodic checkpoints")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings, description="heartbeats and lost runs")
+
+
+Gate.model_rebuild()
+
+
+class LoadedSweep:
+    """A validated sweep and its search space."""
+
+    def __init__(self, sweep: Sweep, space: Space, file: str) -> None:
+        self.sweep = sweep
+        self.space = space
+        self.file = file
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.sweep.model_dump(mode="json", by_alias=True)
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    file = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError("file not found; check the path", file=file) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=file) from None
+    try:
+        data = json.loads(text) if file.endswith(".json") else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"not valid {'JSON' if file.endswith('.json') else 'YAML'}: {first}", file=file) from None
+    if not isinstance(data, dict):
+        raise ConfigError("a sweep file must be a mapping with study, trainer, params …", file=file)
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -> dict[str, Any]:
+    """`--set strategy.runs=100`: dotted key, YAML value."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set needs KEY=VALUE, got '{item}'", file=file)
+        value = yaml.safe_load(raw) if raw else ""
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: '{part}' holds a plain value, not a section", file=file, key=key)
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, file: str | None = None) -> LoadedSweep:
+    """Read, override and validate a sweep; raise ConfigError naming file and key on any problem."""
+    if isinstance(source, Mapping):
+        data = json.loads(json.dumps(source))
+        file = file or "<sweep>"
+    else:
+        file = str(source)
+        data = read_file(source)
+    data = apply_overrides(data, overrides, file)
+    _check_unknown_keys(data, Sweep, (), file)
+    try:
+        sweep = Sweep.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, file) from None
+    _check_semantics(sweep, file)
+    space = build_space(sweep.trainer, sweep.params, file)
+    if sweep.strategy.name == "grid":
+        for param in space.params:
+            try:
+                param.grid_values()
+            except ConfigError as exc:
+                raise ConfigError(str(exc).split(": ", 1)[1], file=file, key=_section_key(param.name)) from None
+    from rlsweep.trainers import get_trainer_class
+
+    trainer_cls = get_trainer_class(str(sweep.trainer.get("kind")), file=file)
+    trainer_settings, hyper = space.representative()
+    trainer_cls.validate(trainer_settings, hyper, file)
+    return LoadedSweep(sweep, space, file)
+
+
+def _section_key(name: str) -> str:
+    return name if name.startswith("trainer.") else f"params.{name}"
+
+
+def _check_semantics(sweep: Sweep, file: str) -> None:
+    if not _NAME.match(sweep.study):
+        raise ConfigError(
+            f"'{sweep.study}' is not a usable study name; use letters, digits, '-', '_' and '.'", file=file, key="study"
+        )
+    kind = sweep.trainer.get("kind")
+    if not isinstance(kind, str):
+        raise ConfigError("needs 'kind' (function, sb3, command or jax)", file=file, key="trainer.kind")
+    name = sweep.strategy.name
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy '{name}'{closest(name, STRATEGIES)}; known: {', '.join(STRATEGIES)}", file=file, key="strategy.name")
+    pruner = sweep.strategy.pruner
+    if pruner not in PRUNERS:
+        raise ConfigError(f"unknown pruner '{pruner}'{closest(pruner, PRUNERS)}; known: {', '.join(PRUNERS)}", file=file, key="strategy.pruner")
+    if name in ("pbt", "pb2", "pb2_mixed") and sweep.strategy.interval is None:
+        raise ConfigError(f"{name} needs interval: environment steps between exploit steps", file=file, key="strategy.interval")
+    for i, gate in enumerate(sweep.stop):
+        if gate.min is not None and gate.max is not None and gate.min > gate.max:
+            raise ConfigError(f"min {gate.min} is above max {gate.max}; no run could pass", file=file, key=f"stop[{i}]")
+
+
+def _check_unknown_keys(data: Any, model: type[BaseModel], path: tuple[str, ...], file: str) -> None:
+    """Unknown keys are errors with a suggestion (pydantic alone would not suggest)."""
+    if not isinstance(data, Mapping):
+        return
+    known: dict[str, Any] = {}
+    for fname, info in model.model_fields.items():
+        known[info.alias or fname] = info
+    for key, value in data.items():
+        key_path = ".".join((*path, str(key)))
+        if key not in known:
+            raise ConfigError(f"unknown key '{key}'{closest(str(key), known)}", file=file, key=key_path)
+        annotation = known[key].annotation
+        sub = _model_in(annotation)
+        if sub is not None:
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    _check_unknown_keys(item, sub, (*path, f"{key}[{i}]"), file)
+            else:
+                _check_unknown_keys(value, sub, (*path, str(key)), file)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _config_error(exc: ValidationError, file: str) -> ConfigError:
+    err = exc.errors()[0]
+    parts: list[str] = []
+    for item in err["loc"]:
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        else:
+            parts.append(str(item))
+    key = ".".join(parts) or None
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        message = "is required"
+    elif "input" in err and err["type"] not in ("value_error",):
+        message = f"{message}, got {err['input']!r}"
+    return ConfigError(message, file=file, key=key)

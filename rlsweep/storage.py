@@ -1,0 +1,186 @@
+"""Open Optuna storages and rlsweep's own tables beside them.
+
+Optuna holds the study (trials = runs, user attributes, intermediate values). rlsweep adds three
+small tables in the same database: the run queue (claims need a guarantee Optuna's API does not
+give), the metrics of every evaluation, and the workers' heartbeats. With a journal-file storage the
+tables live in a SQLite file beside the journal.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from rlsweep.errors import StorageError
+
+_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
+_JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+
+
+def default_url(study: str) -> str:
+    return f"sqlite:///runs/{study}/study.db"
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced; every printed URL goes through this."""
+    return _PASSWORD.sub(r"\1***\3", url)
+
+
+def is_journal(url: str) -> bool:
+    return url.startswith("journal:") or (not "://" in url and url.endswith(_JOURNAL_SUFFIXES))
+
+
+def _journal_path(url: str) -> Path:
+    return Path(url.removeprefix("journal:///").removeprefix("journal://").removeprefix("journal:"))
+
+
+def aux_url(url: str) -> str:
+    """Where rlsweep's own tables live: the same database, or a SQLite file beside a journal."""
+    if is_journal(url):
+        path = _journal_path(url)
+        return f"sqlite:///{path.with_name(path.name + '.rlsweep.db')}"
+    return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # A long busy timeout: many workers write to one file; they should wait, not fail.
+        return {"connect_args": {"timeout": 120}}
+    return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
+
+
+def prepare_sqlite(url: str) -> None:
+    """Create the folder and switch the file to WAL once (the mode is stored in the file)."""
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import sqlite3
+
+    con = sqlite3.connect(path, timeout=120)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def open_optuna_storage(url: str, *, create: bool) -> Any:
+    """Optuna's storage for `url`. Only the creator makes tables; workers skip that step, so
+    many workers starting at once on a new file never race on 'table already exists'."""
+    import optuna
+
+    try:
+        if is_journal(url):
+            from optuna.storages.journal import JournalFileBackend
+
+            path = _journal_path(url)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if create:
+            prepare_sqlite(url)
+        elif (path := _sqlite_path(url)) is not None and not path.exists():
+            raise StorageError(f"no study database at {path}; start the study with 'rlsweep run' first")
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=_engine_kwargs(url), skip_table_creation=not create, skip_compatibility_check=not create
+        )
+    except StorageError:
+        raise
+    except ImportError as exc:
+        extra = "postgres" if "postgres" in url else "mysql" if "mysql" in url else "all"
+        raise StorageError(f"storage {redact(url)} needs {exc.name}: pip install 'rlsweep[{extra}]'") from None
+    except Exception as exc:  # driver errors carry the URL; never print it unredacted
+        raise StorageError(f"cannot open storage {redact(url)}: {redact(str(exc).splitlines()[0])}") from None
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def aux_engine(url: str) -> Any:
+    """A SQLAlchemy engine for rlsweep's tables (one per process and URL)."""
+    target = aux_url(url)
+    if target not in _ENGINES:
+        import sqlalchemy as sa
+
+        if target.startswith("sqlite"):
+            prepare_sqlite(target)
+        engine = sa.create_engine(target, **_engine_kwargs(target))
+        if target.startswith("sqlite"):
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                # NORMAL is durable against a crashed or killed process under WAL; only a power cut
+                # could lose the last commits. It makes each commit several times cheaper.
+                dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        _ENGINES[target] = engine
+    return _ENGINES[target]
+
+
+def tables() -> Any:
+    """rlsweep's table definitions (built lazily: SQLAlchemy is not needed to import rlsweep)."""
+    global _TABLES
+    if _TABLES is None:
+        import sqlalchemy as sa
+
+        meta = sa.MetaData()
+        runs = sa.Table(
+            "rlsweep_runs",
+            meta,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("study", sa.String(128), nullable=False),
+            sa.Column("key", sa.String(191), nullable=False),  # grid:37, cfg:4/seed:2, …/retry:1
+            sa.Column("state", sa.String(16), nullable=False),  # waiting running done failed lost interrupted
+            sa.Column("priority", sa.Integer, nullable=False, default=1),
+            sa.Column("params", sa.Text, nullable=True),  # JSON of Optuna-internal values; NULL = ask the sampler
+            sa.Column("seed_number", sa.Integer, nullable=False, default=0),
+            sa.Column("attrs", sa.Text, nullable=False, default="{}"),  # JSON: member, generation, parent …
+            sa.Column("trial_number", sa.Integer, nullable=True),
+            sa.Column("worker", sa.String(128), nullable=True),
+            sa.Column("updated", sa.Float, nullable=False),
+            sa.UniqueConstraint("study", "key", name="uq_rlsweep_runs_study_key"),
+            sa.Index("ix_rlsweep_runs_claim", "study", "state", "priority", "id"),
+        )
+        metrics = sa.Table(
+            "rlsweep_metrics",
+            meta,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("study", sa.String(128), nullable=False),
+            sa.Column("trial_id", sa.Integer, nullable=False),
+            sa.Column("trial_number", sa.Integer, nullable=False),
+            sa.Column("step", sa.BigInteger, nullable=False),
+            sa.Column("name", sa.String(128), nullable=False),
+            sa.Column("value", sa.Float, nullable=True),
+            sa.Column("wall_time", sa.Float, nullable=False),
+            sa.Index("ix_rlsweep_metrics_trial", "study", "trial_number"),
+        )
+        workers = sa.Table(
+            "rlsweep_workers",
+            meta,
+            sa.Column("id", sa.String(128), primary_key=True),
+            sa.Column("study", sa.String(128), nullable=False),
+            sa.Column("host", sa.String(128), nullable=False),
+            sa.Column("pid", sa.Integer, nullable=False),
+            sa.Column("started", sa.Float, nullable=False),
+            sa.Column("heartbeat", sa.Float, nullable=False),
+            sa.Column("state", sa.String(16), nullable=False),  # alive stopped lost
+        )
+        _TABLES = (meta, runs, metrics, workers)
+    return _TABLES
+
+
+_TABLES: Any = None
+
+
+def create_tables(url: str) -> None:
+    meta = tables()[0]
+    try:
+        meta.create_all(aux_engine(url))
+    except Exception as exc:
+        raise StorageError(f"cannot create rlsweep tables in {redact(url)}: {redact(str(exc).splitlines()[0])}") from None

@@ -1,0 +1,40 @@
+"""The function trainer: `trainer: {kind: function, target: "module:function"}` calls the function with
+the run context. It is how a user plugs in a training script written as one Python function."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rlsweep.errors import ConfigError
+from rlsweep.trainers._base import RunContext, Trainer
+
+
+def resolve_target(target: Any, file: str | None = None) -> Callable[[RunContext], None]:
+    if not isinstance(target, str) or ":" not in target:
+        raise ConfigError(f"target must be 'module:function', got {target!r}", file=file, key="trainer.target")
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import module '{module_name}' ({exc}); check the name and PYTHONPATH", file=file, key="trainer.target") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        from rlsweep.errors import closest
+
+        names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        raise ConfigError(f"'{module_name}' has no function '{func_name}'{closest(func_name, names)}", file=file, key="trainer.target")
+    return func  # type: ignore[no-any-return]
+
+
+class FunctionTrainer(Trainer):
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
+        resolve_target(settings.get("target"), file)
+        budget = settings.get("timesteps", settings.get("steps"))
+        if not isinstance(budget, int) or budget <= 0:
+            raise ConfigError(f"needs a positive whole number of steps, got {budget!r}", file=file, key="trainer.timesteps")
+
+    def train(self, run: RunContext) -> None:
+        resolve_target(self.settings["target"])(run)

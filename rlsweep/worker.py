@@ -1,0 +1,291 @@
+"""The worker loop: claim -> train -> report -> stop/prune -> finish, until the study has no work.
+
+A worker needs nothing but the storage: the sweep is read from the study. Workers never talk to
+each other; a heartbeat thread keeps this worker's row fresh and, on its own clock, reaps runs of
+workers that went silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rlsweep.errors import TrainerError
+from rlsweep.strategies import make_strategy
+from rlsweep.strategies.stopping import GateSchedule, make_pruner
+from rlsweep.study import QueueRow, StudyHandle
+from rlsweep.trainers import get_trainer_class
+from rlsweep.trainers._base import Decision, RunContext
+
+log = logging.getLogger("rlsweep.worker")
+
+
+def limit_threads() -> None:
+    """One BLAS/torch thread per worker: N workers on N cores beat N workers fighting over them."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Heartbeat(threading.Thread):
+    """Beats every `interval` seconds and reaps lost runs of other workers every few beats."""
+
+    def __init__(self, handle: StudyHandle, worker: str, interval: float) -> None:
+        super().__init__(daemon=True, name="rlsweep-heartbeat")
+        self.handle, self.worker, self.interval = handle, worker, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        beats = 0
+        while not self.stopped.wait(self.interval):
+            beats += 1
+            try:
+                self.handle.heartbeat(self.worker)
+                if beats % 3 == 0:
+                    self.handle.reap_lost()
+            except Exception as exc:  # a storage hiccup must not kill training; the next beat retries
+                log.warning("heartbeat failed: %s", exc)
+
+
+class Worker:
+    def __init__(self, handle: StudyHandle, worker_id: str | None = None, *, echo: Callable[[str], None] | None = None) -> None:
+        self.handle = handle
+        self.sweep = handle.sweep
+        self.id = worker_id or new_worker_id()
+        self.echo = echo or (lambda message: log.info(message))
+        self.strategy = make_strategy(handle.loaded)
+        trainer_cls = get_trainer_class(str(self.sweep.trainer["kind"]))
+        self.trainer_cls = trainer_cls
+        self.pruner = None
+        if self.sweep.strategy.pruner != "none":
+            budget = int(self.sweep.trainer.get("timesteps", self.sweep.trainer.get("steps", 0)) or 0)
+            self.pruner = make_pruner(self.sweep.strategy, self.sweep.eval.every, budget)
+        self.finished = 0
+
+    def loop(self, *, only_key: str | None = None, max_runs: int | None = None, poll: float = 0.5) -> int:
+        """Train runs until none is left; returns how many this worker finished."""
+        limit_threads()
+        self.handle.register_worker(self.id)
+        beat = Heartbeat(self.handle, self.id, self.sweep.worker.heartbeat)
+        beat.start()
+        state = "stopped"
+        try:
+            while max_runs is None or self.finished < max_runs:
+                row = self.handle.claim(self.id, key=only_key)
+                if row is None:
+                    if only_key is not None or not self._work_may_appear():
+                        break
+                    time.sleep(poll)
+                    continue
+                self.run_one(row)
+                self.finished += 1
+        except KeyboardInterrupt:
+            state = "interrupted"
+            raise
+        finally:
+            beat.stopped.set()
+            try:
+                self.handle.heartbeat(self.id, state=state)
+            except Exception:
+                pass
+        return self.finished
+
+    def _work_may_appear(self) -> bool:
+        """Wait while others run: a lost run is queued again, a population queues its next generation."""
+        self.handle.reap_lost()
+        counts = self.handle.row_counts()
+        if counts.get("waiting", 0):
+            return True
+        return bool(counts.get("running", 0)) and self.strategy.expect_more(self.handle)
+
+    # ------------------------------------------------------------------ one run
+    def run_one(self, row: QueueRow) -> str:
+        handle, sweep = self.handle, self.sweep
+        seed = handle.seed_for(row.seed_number)
+        attrs: dict[str, Any] = {
+            "key": row.key,
+            "seed": seed,  # recorded before the run starts
+            "seed_number": row.seed_number,
+            "worker": self.id,
+            **row.attrs,
+        }
+        if row.params is None:
+            trial = self.strategy.propose(handle, row, attrs)
+        else:
+            values = handle.decode(row.params)
+            from rlsweep.space import config_id
+
+            attrs["config_id"] = config_id(values)
+            trial = handle.create_trial(row.params, attrs)
+        handle.set_row(row.id, trial_number=trial.number)
+        row.trial_number = trial.number
+        values = handle.decode(trial.params)
+        if "config_id" not in attrs:
+            from rlsweep.space import config_id
+
+            trial.set_user_attr("config_id", config_id(values))
+        handle.enqueue(self.strategy.on_start(handle, row, trial))
+
+        config, hyper = handle.space.fill(values)
+        artifact_dir = handle.artifact_dir(trial.number)
+        start_checkpoint, start_step = self.strategy.start_from(handle, row)
+        budget = self.strategy.budget(row)
+        trainer = self.trainer_cls(config)
+        reporter = Reporter(self, trial, start_step)
+        from pathlib import Path
+
+        ctx = RunContext(
+            study=handle.name,
+            number=trial.number,
+            config=config,
+            hyperparams=hyper,
+            params=values,
+            seed=seed,
+            budget=budget if budget is not None else trainer.budget(),
+            eval_every=sweep.eval.every,
+            eval_episodes=sweep.eval.episodes,
+            objective=sweep.objective.metric,
+            artifact_dir=artifact_dir,
+            report=reporter,
+            start_checkpoint=Path(start_checkpoint) if start_checkpoint else None,
+            start_step=start_step,
+            checkpoint_every=sweep.checkpoint.every,
+            extra=dict(row.attrs),
+            record=lambda key, value: trial.set_user_attr(key, value),
+        )
+        self.echo(f"run {trial.number} ({row.key}) seed {seed}: {_short(values)}")
+        from optuna.trial import TrialState
+
+        try:
+            trainer.train(ctx)
+        except KeyboardInterrupt:
+            self._fail(trial, "interrupted")
+            handle.set_row(row.id, state="interrupted")
+            handle.requeue(row, "interrupted")
+            raise
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, TrainerError) else f"error: {type(exc).__name__}: {exc}"
+            if reporter.diverged:
+                reason = reporter.diverged
+            (artifact_dir / "error.log").write_text(traceback.format_exc())
+            self._fail(trial, reason)
+            handle.set_row(row.id, state="failed")
+            self.echo(f"run {trial.number} failed: {reason}")
+            return "failed"
+        finally:
+            reporter.close()
+        value = reporter.final_value()
+        if value is None or not math.isfinite(value):
+            self._fail(trial, reporter.diverged or "no evaluation of the objective was reported")
+            handle.set_row(row.id, state="failed")
+            return "failed"
+        if reporter.stop_reason:
+            trial.set_user_attr("stop_reason", reporter.stop_reason)
+        state = TrialState.PRUNED if reporter.pruned else TrialState.COMPLETE
+        try:
+            handle.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        except Exception as exc:  # reaped as lost while we were slow: the requeued copy will run
+            self.echo(f"run {trial.number}: could not record the result ({exc})")
+            return "lost"
+        handle.set_row(row.id, state="pruned" if reporter.pruned else "done")
+        handle.enqueue(self.strategy.on_finish(handle, row, trial))
+        self.echo(f"run {trial.number} {state.name.lower()}: {sweep.objective.metric} = {value:.4g}")
+        return state.name.lower()
+
+    def _fail(self, trial: Any, reason: str) -> None:
+        from optuna.trial import TrialState
+
+        try:
+            trial.set_user_attr("failure_reason", reason)
+            self.handle.study.tell(trial, state=TrialState.FAIL)
+        except Exception:
+            pass
+
+
+class Reporter:
+    """The report callback a trainer gets: records metrics, feeds the pruner and gates, decides."""
+
+    def __init__(self, worker: Worker, trial: Any, start_step: int) -> None:
+        self.worker = worker
+        self.handle = worker.handle
+        self.trial = trial
+        self.objective = worker.sweep.objective
+        self.gates = GateSchedule(worker.sweep.stop)
+        self.curve: list[tuple[int, float]] = []
+        self.pruned = False
+        self.stop_reason: str | None = None
+        self.diverged: str | None = None
+        self.last_step = start_step
+        self.tb: Any = None
+        self.writes_tb = not getattr(worker.trainer_cls, "writes_tensorboard", False)
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> Decision:
+        step = int(step)
+        metrics = {str(k): float(v) for k, v in metrics.items()}
+        self.last_step = step
+        self.handle.record_metrics(self.trial._trial_id, self.trial.number, step, metrics)
+        self._tensorboard(step, metrics)
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            self.diverged = f"diverged: {', '.join(bad)} not finite at step {step}"
+            raise TrainerError(self.diverged)
+        name = self.objective.metric
+        decision = Decision.CONTINUE
+        if name in metrics:
+            value = metrics[name]
+            self.curve.append((step, value))
+            self.trial.report(value, step)
+            if self.worker.pruner is not None and self.worker.pruner.prune(self.handle.study, self.handle.study._storage.get_trial(self.trial._trial_id)):
+                self.pruned = True
+                self.stop_reason = f"pruned by {self.worker.sweep.strategy.pruner} at step {step}"
+                return Decision.PRUNE
+        gate_decision, reason = self.gates.check(step, metrics)
+        if gate_decision is not Decision.CONTINUE:
+            self.stop_reason = reason
+            self.pruned = gate_decision is Decision.PRUNE
+            decision = gate_decision
+        return decision
+
+    def final_value(self) -> float | None:
+        if not self.curve:
+            return None
+        values = [v for _, v in self.curve]
+        how = self.objective.reduce
+        if how == "last":
+            return values[-1]
+        if how == "best":
+            return max(values) if self.objective.mode == "max" else min(values)
+        tail = values[-self.objective.k :]
+        return sum(tail) / len(tail)
+
+    def _tensorboard(self, step: int, metrics: Mapping[str, float]) -> None:
+        if not self.writes_tb:
+            return
+        if self.tb is None:
+            try:
+                from rlsweep.tensorboard import EventWriter
+
+                self.tb = EventWriter(self.handle.artifact_dir(self.trial.number) / "tb")
+            except ImportError:
+                self.writes_tb = False
+                return
+        self.tb.add_scalars(step, metrics)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _short(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()) or "no searched values"

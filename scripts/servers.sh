@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Start PostgreSQL and MariaDB on 127.0.0.1 for the storage tests; print the URLs as env exports.
+# usage: eval "$(bash scripts/servers.sh start)"   |   bash scripts/servers.sh stop
+# Only servers this script started are stopped (state in .ci/.servers-started).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+state=.ci/.servers-started
+pg_url="postgresql+psycopg2://rl:rl@127.0.0.1:5432/optuna"
+my_url="mysql+pymysql://rl:rl@127.0.0.1:3306/optuna"
+
+start_postgres() {
+  command -v pg_ctlcluster >/dev/null || { echo "servers: no PostgreSQL installed" >&2; return 1; }
+  ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+  if ! pg_lsclusters 2>/dev/null | grep -q "^$ver *main .* online"; then
+    pg_ctlcluster "$ver" main start >&2 || return 1
+    echo "postgres $ver" >> "$state"
+  fi
+  su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='rl'\"" | grep -q 1 ||
+    su postgres -c "psql -q -c \"CREATE USER rl WITH PASSWORD 'rl'\"" >&2
+  su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='optuna'\"" | grep -q 1 ||
+    su postgres -c "psql -q -c \"CREATE DATABASE optuna OWNER rl\"" >&2
+  echo "export RLSWEEP_TEST_POSTGRES='$pg_url'"
+}
+
+start_mariadb() {
+  if ! command -v mariadbd >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >&2 || return 1
+    else
+      echo "servers: no MariaDB installed" >&2; return 1
+    fi
+  fi
+  if ! mariadb -e "SELECT 1" >/dev/null 2>&1; then
+    service mariadb start >&2 || return 1
+    echo "mariadb" >> "$state"
+  fi
+  mariadb -e "CREATE DATABASE IF NOT EXISTS optuna;
+    CREATE USER IF NOT EXISTS 'rl'@'localhost' IDENTIFIED BY 'rl';
+    CREATE USER IF NOT EXISTS 'rl'@'127.0.0.1' IDENTIFIED BY 'rl';
+    GRANT ALL ON optuna.* TO 'rl'@'localhost'; GRANT ALL ON optuna.* TO 'rl'@'127.0.0.1';" >&2 || return 1
+  echo "export RLSWEEP_TEST_MYSQL='$my_url'"
+}
+
+case "${1:-start}" in
+  start)
+    start_postgres || echo "servers: PostgreSQL not started; its tests will be skipped unless required" >&2
+    start_mariadb || echo "servers: MariaDB not started; its tests will be skipped unless required" >&2
+    ;;
+  stop)
+    [ -f "$state" ] || exit 0
+    while read -r name ver; do
+      case "$name" in
+        postgres) pg_ctlcluster "$ver" main stop >&2 ;;
+        mariadb) service mariadb stop >&2 ;;
+      esac
+    done < "$state"
+    rm -f "$state"
+    ;;
+esac
