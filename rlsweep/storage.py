@@ -8,7 +8,9 @@ tables live in a SQLite file beside the journal.
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +89,7 @@ def open_optuna_storage(url: str, *, create: bool) -> Any:
             prepare_sqlite(url)
         elif (path := _sqlite_path(url)) is not None and not path.exists():
             raise StorageError(f"no study database at {path}; start the study with 'rlsweep run' first")
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=_engine_kwargs(url), skip_table_creation=not create, skip_compatibility_check=not create
-        )
+        return _rdb_storage(url, create)
     except StorageError:
         raise
     except ImportError as exc:
@@ -97,6 +97,34 @@ def open_optuna_storage(url: str, *, create: bool) -> Any:
         raise StorageError(f"storage {redact(url)} needs {exc.name}: pip install 'rlsweep[{extra}]'") from None
     except Exception as exc:  # driver errors carry the URL; never print it unredacted
         raise StorageError(f"cannot open storage {redact(url)}: {redact(str(exc).splitlines()[0])}") from None
+
+
+def _rdb_storage(url: str, create: bool) -> Any:
+    import optuna
+
+    kwargs = _engine_kwargs(url)
+    if not create:
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=True, skip_compatibility_check=True)
+    else:
+        try:
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception:
+            # Several array tasks creating one new study at once: one wins the CREATE TABLE race, the
+            # others find the tables made a moment later and simply open them.
+            time.sleep(1.0 + random.random())
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=True)
+    if url.startswith("sqlite"):
+        import sqlalchemy as sa
+
+        sa.event.listen(rdb.engine, "connect", _sqlite_pragmas)
+        rdb.engine.dispose()  # connections opened before the listener reopen with it
+    return rdb
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # NORMAL is durable against a crashed or killed process under WAL; only a power cut could lose
+    # the last commits. It makes each commit several times cheaper than FULL.
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 _ENGINES: dict[str, Any] = {}
@@ -112,12 +140,7 @@ def aux_engine(url: str) -> Any:
             prepare_sqlite(target)
         engine = sa.create_engine(target, **_engine_kwargs(target))
         if target.startswith("sqlite"):
-
-            @sa.event.listens_for(engine, "connect")
-            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-                # NORMAL is durable against a crashed or killed process under WAL; only a power cut
-                # could lose the last commits. It makes each commit several times cheaper.
-                dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
 
         _ENGINES[target] = engine
     return _ENGINES[target]
@@ -181,6 +204,10 @@ _TABLES: Any = None
 def create_tables(url: str) -> None:
     meta = tables()[0]
     try:
-        meta.create_all(aux_engine(url))
+        try:
+            meta.create_all(aux_engine(url))
+        except Exception:  # lost a CREATE TABLE race to another process: the tables exist now
+            time.sleep(1.0 + random.random())
+            meta.create_all(aux_engine(url))
     except Exception as exc:
         raise StorageError(f"cannot create rlsweep tables in {redact(url)}: {redact(str(exc).splitlines()[0])}") from None

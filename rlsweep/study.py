@@ -51,6 +51,16 @@ class QueueRow:
     priority: int = 1
 
 
+@dataclass
+class RunTrial:
+    """The Optuna trial of a running run, driven through the storage API (no `optuna.Trial`, whose
+    construction and `tell` re-read the trial several times: most of a short run's overhead)."""
+
+    trial_id: int
+    number: int
+    params: dict[str, Any]  # Optuna's external values (JSON strings for list choices)
+
+
 class StudyHandle:
     """One study: Optuna's study object plus rlsweep's tables in the same storage."""
 
@@ -234,11 +244,10 @@ class StudyHandle:
         return key
 
     # ---------------------------------------------------------------- trials
-    def create_trial(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> Any:
+    def create_trial(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> RunTrial:
         """A RUNNING trial with these params and attributes, written in one transaction."""
         import datetime
 
-        import optuna
         from optuna.trial import FrozenTrial, TrialState
 
         dists = {name: self.space[name].distribution() for name in params}
@@ -255,12 +264,33 @@ class StudyHandle:
             intermediate_values={},
             trial_id=-1,
         )
-        trial_id = self.study._storage.create_new_trial(self.study._study_id, template_trial=template)
-        return optuna.trial.Trial(self.study, trial_id)
+        storage_ = self.study._storage
+        trial_id = storage_.create_new_trial(self.study._study_id, template_trial=template)
+        return RunTrial(trial_id, storage_.get_trial_number_from_id(trial_id), dict(params))
+
+    def set_attr(self, trial: RunTrial, key: str, value: Any) -> None:
+        self.study._storage.set_trial_user_attr(trial.trial_id, key, value)
+
+    def report(self, trial: RunTrial, step: int, value: float) -> None:
+        """The objective's learning curve as Optuna intermediate values (pruners and the dashboard read it)."""
+        self.study._storage.set_trial_intermediate_value(trial.trial_id, int(step), float(value))
+
+    def finish(self, trial: RunTrial, state: Any, value: float | None = None) -> None:
+        """End the trial: COMPLETE with its value, PRUNED or FAIL. Raises if someone else ended it."""
+        self.study._storage.set_trial_state_values(trial.trial_id, state, None if value is None else [float(value)])
+
+    def frozen(self, trial: RunTrial) -> Any:
+        return self.study._storage.get_trial(trial.trial_id)
 
     def trial(self, number: int) -> Any:
         storage_ = self.study._storage
         return storage_.get_trial(storage_.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+
+    def config_id(self, trial: Any) -> str:
+        """The configuration a trial ran: a hash of its searched values, derived, never stored."""
+        from rlsweep.space import config_id
+
+        return config_id(self.decode(trial.params))
 
     def decode(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Optuna-internal values (JSON strings for list choices) -> the plain values."""

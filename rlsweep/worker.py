@@ -21,7 +21,7 @@ from typing import Any
 from rlsweep.errors import TrainerError
 from rlsweep.strategies import make_strategy
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
-from rlsweep.study import QueueRow, StudyHandle
+from rlsweep.study import QueueRow, RunTrial, StudyHandle
 from rlsweep.trainers import get_trainer_class
 from rlsweep.trainers._base import Decision, RunContext
 
@@ -111,30 +111,22 @@ class Worker:
 
     # ------------------------------------------------------------------ one run
     def run_one(self, row: QueueRow) -> str:
+        from pathlib import Path
+
+        from optuna.trial import TrialState
+
         handle, sweep = self.handle, self.sweep
         seed = handle.seed_for(row.seed_number)
-        attrs: dict[str, Any] = {
-            "key": row.key,
-            "seed": seed,  # recorded before the run starts
-            "seed_number": row.seed_number,
-            "worker": self.id,
-            **row.attrs,
-        }
+        # On the trial: what a user reads (seed recorded before the run starts). Bookkeeping such as
+        # the worker and slot stays in the run queue row; keys starting with "_" are private to it.
+        attrs: dict[str, Any] = {"seed": seed, "key": row.key, **{k: v for k, v in row.attrs.items() if not k.startswith("_")}}
         if row.params is None:
             trial = self.strategy.propose(handle, row, attrs)
         else:
-            values = handle.decode(row.params)
-            from rlsweep.space import config_id
-
-            attrs["config_id"] = config_id(values)
             trial = handle.create_trial(row.params, attrs)
         handle.set_row(row.id, trial_number=trial.number)
         row.trial_number = trial.number
         values = handle.decode(trial.params)
-        if "config_id" not in attrs:
-            from rlsweep.space import config_id
-
-            trial.set_user_attr("config_id", config_id(values))
         handle.enqueue(self.strategy.on_start(handle, row, trial))
 
         config, hyper = handle.space.fill(values)
@@ -143,8 +135,6 @@ class Worker:
         budget = self.strategy.budget(row)
         trainer = self.trainer_cls(config)
         reporter = Reporter(self, trial, start_step)
-        from pathlib import Path
-
         ctx = RunContext(
             study=handle.name,
             number=trial.number,
@@ -162,11 +152,9 @@ class Worker:
             start_step=start_step,
             checkpoint_every=sweep.checkpoint.every,
             extra=dict(row.attrs),
-            record=lambda key, value: trial.set_user_attr(key, value),
+            record=lambda key, value: handle.set_attr(trial, key, value),
         )
         self.echo(f"run {trial.number} ({row.key}) seed {seed}: {_short(values)}")
-        from optuna.trial import TrialState
-
         try:
             trainer.train(ctx)
         except KeyboardInterrupt:
@@ -191,10 +179,10 @@ class Worker:
             handle.set_row(row.id, state="failed")
             return "failed"
         if reporter.stop_reason:
-            trial.set_user_attr("stop_reason", reporter.stop_reason)
+            handle.set_attr(trial, "stop_reason", reporter.stop_reason)
         state = TrialState.PRUNED if reporter.pruned else TrialState.COMPLETE
         try:
-            handle.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+            handle.finish(trial, state, value if state == TrialState.COMPLETE else None)
         except Exception as exc:  # reaped as lost while we were slow: the requeued copy will run
             self.echo(f"run {trial.number}: could not record the result ({exc})")
             return "lost"
@@ -203,20 +191,20 @@ class Worker:
         self.echo(f"run {trial.number} {state.name.lower()}: {sweep.objective.metric} = {value:.4g}")
         return state.name.lower()
 
-    def _fail(self, trial: Any, reason: str) -> None:
+    def _fail(self, trial: RunTrial, reason: str) -> None:
         from optuna.trial import TrialState
 
         try:
-            trial.set_user_attr("failure_reason", reason)
-            self.handle.study.tell(trial, state=TrialState.FAIL)
-        except Exception:
+            self.handle.set_attr(trial, "failure_reason", reason)
+            self.handle.finish(trial, TrialState.FAIL)
+        except Exception:  # already ended (reaped as lost): nothing more to record
             pass
 
 
 class Reporter:
     """The report callback a trainer gets: records metrics, feeds the pruner and gates, decides."""
 
-    def __init__(self, worker: Worker, trial: Any, start_step: int) -> None:
+    def __init__(self, worker: Worker, trial: RunTrial, start_step: int) -> None:
         self.worker = worker
         self.handle = worker.handle
         self.trial = trial
@@ -234,7 +222,7 @@ class Reporter:
         step = int(step)
         metrics = {str(k): float(v) for k, v in metrics.items()}
         self.last_step = step
-        self.handle.record_metrics(self.trial._trial_id, self.trial.number, step, metrics)
+        self.handle.record_metrics(self.trial.trial_id, self.trial.number, step, metrics)
         self._tensorboard(step, metrics)
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:
@@ -245,8 +233,8 @@ class Reporter:
         if name in metrics:
             value = metrics[name]
             self.curve.append((step, value))
-            self.trial.report(value, step)
-            if self.worker.pruner is not None and self.worker.pruner.prune(self.handle.study, self.handle.study._storage.get_trial(self.trial._trial_id)):
+            self.handle.report(self.trial, step, value)
+            if self.worker.pruner is not None and self.worker.pruner.prune(self.handle.study, self.handle.frozen(self.trial)):
                 self.pruned = True
                 self.stop_reason = f"pruned by {self.worker.sweep.strategy.pruner} at step {step}"
                 return Decision.PRUNE

@@ -17,14 +17,14 @@ def run_rows(handle: Any) -> list[dict[str, Any]]:
                 "number": t.number,
                 "state": t.state.name.lower(),
                 "value": t.value,
-                "config_id": t.user_attrs.get("config_id"),
+                "config_id": handle.config_id(t),
                 "seed": t.user_attrs.get("seed"),
                 "key": t.user_attrs.get("key"),
                 "failure_reason": t.user_attrs.get("failure_reason"),
                 "stop_reason": t.user_attrs.get("stop_reason"),
                 "duration_s": t.duration.total_seconds() if t.duration else None,
                 "params": handle.decode(t.params),
-                "attrs": {k: v for k, v in t.user_attrs.items() if k not in ("config_id", "seed", "key")},
+                "attrs": {k: v for k, v in t.user_attrs.items() if k not in ("seed", "key")},
             }
         )
     return rows

@@ -29,9 +29,9 @@ def rank(handle: Any, *, statistic: str = "mean", include_pruned: bool = False) 
     groups: dict[str, RankedConfig] = {}
     values: dict[str, list[float]] = defaultdict(list)
     for trial in handle.study.get_trials(deepcopy=False):
-        cid = trial.user_attrs.get("config_id")
-        if cid is None:
-            continue
+        if "seed" not in trial.user_attrs:
+            continue  # not a run of rlsweep's
+        cid = handle.config_id(trial)
         entry = groups.get(cid)
         if entry is None:
             entry = groups[cid] = RankedConfig(cid, handle.decode(trial.params), summarize([]))

@@ -29,7 +29,7 @@ def execute(args: argparse.Namespace) -> int:
     for i in range(strategy.total()):
         spec = strategy.run_spec(i)
         values = {n: loaded.space[n].decode(spec.params[n]) for n in names}  # type: ignore[index]
-        rows.append({"index": i, "config": spec.attrs["config_index"], "seed": loaded.sweep.seed + spec.seed_number, **values})
+        rows.append({"index": i, "config": spec.attrs["_config_index"], "seed": loaded.sweep.seed + spec.seed_number, **values})
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     elif args.format == "csv":

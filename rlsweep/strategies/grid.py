@@ -19,7 +19,7 @@ class GridStrategy(Strategy):
         configs = self.configurations()
         config_index, seed_number = index_to_run(index, len(configs))
         params = {name: self.space[name].encode(value) for name, value in configs[config_index].items()}
-        return RunSpec(f"grid:{index}", params, seed_number, attrs={"index": index, "config_index": config_index})
+        return RunSpec(f"grid:{index}", params, seed_number, attrs={"_config_index": config_index})
 
     def initial_runs(self) -> list[RunSpec]:
         return [self.run_spec(i) for i in range(self.total())]

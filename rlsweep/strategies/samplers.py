@@ -10,9 +10,34 @@ import math
 from typing import Any
 
 from rlsweep.strategies._base import Strategy
-from rlsweep.study import QueueRow, RunSpec, StudyHandle
+from rlsweep.study import QueueRow, RunSpec, RunTrial, StudyHandle
 
 DEFAULT_RUNS = 20
+# Samplers that keep no state in the trial they sample for: their values can be drawn before the
+# trial exists, and the trial is then written with params and attributes in one transaction
+# instead of one per parameter and attribute (the difference is most of a short run's overhead).
+STATELESS = ("random", "tpe")
+
+
+def sample_params(handle: StudyHandle, sampler: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Draw one configuration from `sampler` through Optuna's sampler API, before the trial exists."""
+    import datetime
+
+    from optuna.trial import FrozenTrial, TrialState
+
+    pending = FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.datetime.now(),
+        datetime_complete=None, params={}, distributions={}, user_attrs=dict(attrs), system_attrs={},
+        intermediate_values={}, trial_id=-1,
+    )  # fmt: skip
+    study = handle.study
+    distributions = handle.space.distributions()
+    relative_space = sampler.infer_relative_search_space(study, pending)
+    relative = sampler.sample_relative(study, pending, relative_space) if relative_space else {}
+    return {
+        name: relative[name] if name in relative else sampler.sample_independent(study, pending, name, dist)
+        for name, dist in distributions.items()
+    }
 
 
 def make_sampler(name: str, seed: int, kwargs: dict[str, Any]) -> Any:
@@ -37,18 +62,22 @@ class SamplerStrategy(Strategy):
         return math.ceil(runs / self.sweep.strategy.seeds)
 
     def initial_runs(self) -> list[RunSpec]:
-        return [RunSpec(f"cfg:{k}", None, 0, priority=1, attrs={"slot": k}) for k in range(self.proposals())]
+        return [RunSpec(f"cfg:{k}", None, 0, priority=1, attrs={"_slot": k}) for k in range(self.proposals())]
 
     def propose(self, handle: StudyHandle, row: QueueRow, attrs: dict[str, Any]) -> Any:
         name = self.sweep.strategy.name
-        slot = int(row.attrs.get("slot", 0))
+        slot = int(row.attrs.get("_slot", 0))
         # QMC walks one sequence indexed by trial number: every worker must share its seed.
         seed = self.sweep.seed if name == "qmc" else self.sweep.seed * 100_003 + slot
-        handle.study.sampler = make_sampler(name, seed, dict(self.sweep.strategy.sampler_kwargs))
+        sampler = make_sampler(name, seed, dict(self.sweep.strategy.sampler_kwargs))
+        handle.study.sampler = sampler
+        if name in STATELESS:
+            params = sample_params(handle, sampler, attrs)
+            return handle.create_trial(params, attrs)
         trial = handle.study.ask(handle.space.distributions())
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        return trial
+        return RunTrial(trial._trial_id, trial.number, dict(trial.params))
 
     def on_start(self, handle: StudyHandle, row: QueueRow, trial: Any) -> list[RunSpec]:
         base = row.key.split("/")[0]

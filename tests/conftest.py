@@ -1,0 +1,64 @@
+"""Shared fixtures: storages (a real SQLite file; PostgreSQL and MariaDB started on 127.0.0.1 by
+scripts/servers.sh) and small sweeps on the built-in synthetic trainer."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SERVERS = {"postgres": "RLSWEEP_TEST_POSTGRES", "mysql": "RLSWEEP_TEST_MYSQL"}
+
+
+def server_url(kind: str) -> str:
+    url = os.environ.get(SERVERS[kind])
+    if not url:
+        if os.environ.get("RLSWEEP_REQUIRE_SERVERS"):
+            pytest.fail(f"{SERVERS[kind]} is not set but RLSWEEP_REQUIRE_SERVERS is: scripts/servers.sh did not start {kind}")
+        pytest.skip(f"{kind} server not available ({SERVERS[kind]} unset; run via scripts/test.sh)")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/study.db"
+    return server_url(request.param)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/study.db"
+
+
+@pytest.fixture
+def study_name() -> str:
+    # Unique per test: server databases are shared by every test of the session.
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def synthetic_sweep(name: str, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    sweep: dict[str, Any] = {
+        "study": name,
+        "trainer": {"kind": "function", "target": "rlsweep.examples.synthetic:train", "timesteps": 1000},
+        "eval": {"every": 250},
+        "objective": {"metric": "eval/mean_return", "mode": "max"},
+        "strategy": {"name": "random", "runs": 6, "seeds": 1},
+        "params": {
+            "learning_rate": {"loguniform": [1e-5, 1e-1]},
+            "gamma": {"uniform": [0.9, 0.9999]},
+            "policy_kwargs": {"net_arch": {"choice": [[64, 64], [128]]}},
+        },
+        "artifacts": str(tmp_path / "artifacts"),
+        "worker": {"heartbeat": 0.2, "lost_after": 2.0, "requeue": 1},
+    }
+    for key, value in overrides.items():
+        node = sweep
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return sweep

@@ -1,0 +1,119 @@
+"""The study over the storage: exactly-once claims under contention, lost runs, plain-Optuna readability."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from rlsweep.config import load_sweep
+from rlsweep.strategies import make_strategy
+from rlsweep.study import RunSpec, StudyHandle
+from tests.conftest import synthetic_sweep
+
+
+def _claimer(url: str, name: str, worker: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    handle = StudyHandle.load(name, url)
+    got = []
+    while (row := handle.claim(worker)) is not None:
+        got.append(row.key)
+        handle.set_row(row.id, state="done")
+    out.put(got)
+
+
+def test_eight_processes_claim_every_run_exactly_once(storage_url: str, study_name: str, tmp_path: Path) -> None:
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path))
+    handle = StudyHandle.create_or_load(loaded, storage_url)
+    keys = [f"job:{i}" for i in range(40)]
+    assert handle.enqueue([RunSpec(k, {}) for k in keys]) == 40
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(storage_url, study_name, f"w{i}", out)) for i in range(8)]
+    for p in procs:
+        p.start()
+    claimed = [key for _ in procs for key in out.get(timeout=120)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert sorted(claimed) == sorted(keys)  # every run once, none twice, none lost
+    assert handle.row_counts() == {"done": 40}
+
+
+def test_enqueue_is_idempotent_by_key(sqlite_url: str, study_name: str, tmp_path: Path) -> None:
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path))
+    handle = StudyHandle.create_or_load(loaded, sqlite_url)
+    specs = make_strategy(loaded).initial_runs()
+    assert handle.enqueue(specs) == 6
+    assert handle.enqueue(specs) == 0
+    assert handle.row_counts() == {"waiting": 6}
+
+
+def test_lost_run_is_failed_and_requeued_once(sqlite_url: str, study_name: str, tmp_path: Path) -> None:
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path, strategy={"name": "grid", "seeds": 1}, params={"x": {"choice": [1, 2]}}))
+    handle = StudyHandle.create_or_load(loaded, sqlite_url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    handle.register_worker("dead")
+    row = handle.claim("dead")
+    assert row is not None
+    trial = handle.create_trial(row.params or {}, {"key": row.key})
+    handle.set_row(row.id, trial_number=trial.number)
+    assert handle.reap_lost() == []  # its heartbeat is fresh
+    time.sleep(2.2)
+    assert handle.reap_lost() == [row.key]
+    assert handle.reap_lost() == []  # exactly one reaper acts
+    frozen = handle.trial(trial.number)
+    assert frozen.state == optuna.trial.TrialState.FAIL
+    assert frozen.user_attrs["failure_reason"] == "worker lost"
+    waiting = {r.key: r for r in handle.rows(["waiting"])}
+    assert f"{row.key}/retry:1" in waiting
+    assert waiting[f"{row.key}/retry:1"].params == row.params
+    # the requeued copy is lost too: requeue is 1, so it is not queued a third time
+    again = handle.claim("dead", key=f"{row.key}/retry:1")
+    assert again is not None
+    time.sleep(2.2)
+    handle.reap_lost()
+    assert f"{row.key}/retry:2" not in {r.key for r in handle.rows()}
+
+
+def test_study_reads_back_with_plain_optuna(storage_url: str, study_name: str, tmp_path: Path) -> None:
+    from rlsweep.worker import Worker
+
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path, strategy={"name": "tpe", "runs": 4, "seeds": 2}))
+    handle = StudyHandle.create_or_load(loaded, storage_url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    assert Worker(handle).loop() == 4
+    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(trials) == 4
+    for t in trials:
+        assert {"seed", "key"} <= set(t.user_attrs)
+        assert set(t.params) == {"learning_rate", "gamma", "policy_kwargs.net_arch"}
+        assert len(t.intermediate_values) == 4  # the objective's curve: one value per evaluation
+    # two seeds per configuration, seeds 0 and 1, sharing params
+    by_config: dict[str, list[int]] = {}
+    for t in trials:
+        by_config.setdefault(handle.config_id(t), []).append(t.user_attrs["seed"])
+    assert sorted(sorted(v) for v in by_config.values()) == [[0, 1], [0, 1]]
+    metrics = handle.metrics()
+    assert {m["name"] for m in metrics} == {"eval/mean_return", "train/loss"}
+    assert len(metrics) == 4 * 4 * 2
+
+
+def test_password_never_printed() -> None:
+    from rlsweep.storage import redact
+
+    assert redact("postgresql+psycopg2://rl:secret@127.0.0.1:5432/optuna") == "postgresql+psycopg2://rl:***@127.0.0.1:5432/optuna"
+    assert redact("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
+
+
+def test_unreachable_server_error_hides_password(study_name: str) -> None:
+    from rlsweep.errors import StorageError
+    from rlsweep.storage import open_optuna_storage
+
+    with pytest.raises(StorageError) as excinfo:
+        open_optuna_storage("postgresql+psycopg2://rl:hunter2@127.0.0.1:1/optuna", create=True)
+    assert "hunter2" not in str(excinfo.value)
+    assert "rl:***@127.0.0.1:1" in str(excinfo.value)
