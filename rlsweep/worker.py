@@ -169,6 +169,7 @@ class Worker:
             (artifact_dir / "error.log").write_text(traceback.format_exc())
             self._fail(trial, reason)
             handle.set_row(row.id, state="failed")
+            handle.enqueue(self.strategy.on_fail(handle, row, trial))
             self.echo(f"run {trial.number} failed: {reason}")
             return "failed"
         finally:
@@ -177,6 +178,7 @@ class Worker:
         if value is None or not math.isfinite(value):
             self._fail(trial, reporter.diverged or "no evaluation of the objective was reported")
             handle.set_row(row.id, state="failed")
+            handle.enqueue(self.strategy.on_fail(handle, row, trial))
             return "failed"
         if reporter.stop_reason:
             handle.set_attr(trial, "stop_reason", reporter.stop_reason)

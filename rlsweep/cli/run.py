@@ -83,6 +83,7 @@ def run_loaded(loaded: Any, args: argparse.Namespace) -> int:
         return _run_index(handle, strategy, args.index)
     handle.enqueue(strategy.initial_runs())
     handle.reap_lost()
+    handle.enqueue(strategy.recover(handle))
     n_workers = args.workers or sweep.strategy.workers or os.cpu_count() or 1
     counts = handle.row_counts()
     if not counts.get("waiting", 0) and not counts.get("running", 0):

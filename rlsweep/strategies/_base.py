@@ -38,6 +38,14 @@ class Strategy(ABC):
         """Runs to queue once this run has finished (e.g. a member's next generation)."""
         return []
 
+    def on_fail(self, handle: StudyHandle, row: QueueRow, trial: Any) -> list[RunSpec]:
+        """Runs to queue once this run has failed (a population replaces a diverged member)."""
+        return []
+
+    def recover(self, handle: StudyHandle) -> list[RunSpec]:
+        """Runs missing after a crash between one run's end and its successor's queueing."""
+        return []
+
     def budget(self, row: QueueRow) -> int | None:
         """Environment steps for this run; None: the trainer's own budget."""
         return None
