@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rlsweep.errors import ConfigError, closest
 from rlsweep.space import Space, build_space
 
-STRATEGIES = ("grid", "random", "tpe", "cmaes", "gp", "qmc", "pbt", "pb2", "pb2_mixed")
+STRATEGIES = ("grid", "random", "tpe", "cmaes", "gp", "qmc", "pbt", "pb2", "pb2_mixed", "list")
 PRUNERS = ("none", "median", "percentile", "asha", "successive_halving", "hyperband")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -59,6 +59,11 @@ class StrategySettings(_Model):
     resample_probability: float = Field(0.25, ge=0, le=1, description="pbt: probability of resampling a value")
     synchronous: bool = Field(False, description="pbt: wait for the whole generation before exploiting")
     fixed: list[str] = Field(default_factory=list, description="pbt: parameters that may not change mid-training")
+    exploit: bool = Field(True, description="pbt: copy better members (false: explore-only baseline)")
+    explore: bool = Field(True, description="pbt: perturb after copying (false: exploit-only baseline)")
+    # list (reseed): given configurations, each on `seeds` seeds starting at seed number `seed_offset`
+    configs: list[dict[str, Any]] = Field(default_factory=list, description="list: configurations by dotted name")
+    seed_offset: int = Field(0, ge=0, description="list: first seed number (held out from a parent study)")
 
 
 class Gate(_Model):
@@ -131,12 +136,45 @@ def read_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read: {exc.strerror}", file=file) from None
     try:
         data = json.loads(text) if file.endswith(".json") else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"not valid {'JSON' if file.endswith('.json') else 'YAML'}: {first}", file=file) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=file) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML{_yaml_where(exc)}: {_yaml_problem(exc)}", file=file) from None
     if not isinstance(data, dict):
         raise ConfigError("a sweep file must be a mapping with study, trainer, params …", file=file)
     return data
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or str(exc).splitlines()[0] or type(exc).__name__)
+
+
+def _plain_json(value: Any, path: str, file: str) -> Any:
+    """A copy made of JSON values only. The sweep is stored in the study as JSON and workers read it
+    back from there, so a value JSON cannot hold (a YAML set or date, a Python object) would reach
+    them changed; refuse it here, naming its key path."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str):
+                raise ConfigError(f"keys must be strings, got {key!r}; quote it", file=file, key=sub)
+            out[key] = _plain_json(item, sub, file)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(item, f"{path}[{i}]", file) for i, item in enumerate(value)]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise ConfigError(
+        f"{value!r} ({type(value).__name__}) is not a JSON value; use numbers, strings, booleans, null, lists and mappings",
+        file=file,
+        key=path or None,
+    )
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -> dict[str, Any]:
@@ -145,15 +183,25 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set needs KEY=VALUE, got '{item}'", file=file)
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--set value {raw!r} is not valid YAML ({_yaml_problem(exc)}); close brackets or quote it", file=file, key=key
+            ) from None
         node = data
         parts = key.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: '{part}' holds a plain value, not a section", file=file, key=key)
+                section = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"--set cannot go inside '{section}': it holds the plain value {child!r}, not a section; set '{section}' itself",
+                    file=file,
+                    key=key,
+                )
             node = child
         node[parts[-1]] = value
     return data
@@ -162,11 +210,11 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -
 def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, file: str | None = None) -> LoadedSweep:
     """Read, override and validate a sweep; raise ConfigError naming file and key on any problem."""
     if isinstance(source, Mapping):
-        data = json.loads(json.dumps(source))
         file = file or "<sweep>"
+        data = _plain_json(source, "", file)
     else:
         file = str(source)
-        data = read_file(source)
+        data = _plain_json(read_file(source), "", file)
     data = apply_overrides(data, overrides, file)
     _check_unknown_keys(data, Sweep, (), file)
     try:
@@ -209,6 +257,8 @@ def _check_semantics(sweep: Sweep, file: str) -> None:
         raise ConfigError(f"unknown pruner '{pruner}'{closest(pruner, PRUNERS)}; known: {', '.join(PRUNERS)}", file=file, key="strategy.pruner")
     if name in ("pbt", "pb2", "pb2_mixed") and sweep.strategy.interval is None:
         raise ConfigError(f"{name} needs interval: environment steps between exploit steps", file=file, key="strategy.interval")
+    if name == "list" and not sweep.strategy.configs:
+        raise ConfigError("the list strategy needs configs: a list of configurations", file=file, key="strategy.configs")
     for i, gate in enumerate(sweep.stop):
         if gate.min is not None and gate.max is not None and gate.min > gate.max:
             raise ConfigError(f"min {gate.min} is above max {gate.max}; no run could pass", file=file, key=f"stop[{i}]")
@@ -224,7 +274,8 @@ def _check_unknown_keys(data: Any, model: type[BaseModel], path: tuple[str, ...]
     for key, value in data.items():
         key_path = ".".join((*path, str(key)))
         if key not in known:
-            raise ConfigError(f"unknown key '{key}'{closest(str(key), known)}", file=file, key=key_path)
+            hint = closest(str(key), known) or f"; known: {', '.join(known)}"
+            raise ConfigError(f"unknown key '{key}'{hint}", file=file, key=key_path)
         annotation = known[key].annotation
         sub = _model_in(annotation)
         if sub is not None:
@@ -256,7 +307,24 @@ def _config_error(exc: ValidationError, file: str) -> ConfigError:
     key = ".".join(parts) or None
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
-        message = "is required"
+        description = _description(Sweep, [str(item) for item in err["loc"] if not isinstance(item, int)])
+        message = f"is required ({description})" if description else "is required"
     elif "input" in err and err["type"] not in ("value_error",):
         message = f"{message}, got {err['input']!r}"
     return ConfigError(message, file=file, key=key)
+
+
+def _description(model: type[BaseModel], names: list[str]) -> str | None:
+    """The help text of the field at `names` (the same text the README shows)."""
+    for i, name in enumerate(names):
+        fields = {info.alias or fname: info for fname, info in model.model_fields.items()}
+        info = fields.get(name)
+        if info is None:
+            return None
+        if i == len(names) - 1:
+            return info.description
+        sub = _model_in(info.annotation)
+        if sub is None:
+            return None
+        model = sub
+    return None

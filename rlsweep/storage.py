@@ -24,6 +24,28 @@ def default_url(study: str) -> str:
     return f"sqlite:///runs/{study}/study.db"
 
 
+def find_local_study(study: str) -> str:
+    """The default URL of a study, or the runs/*/study.db that holds it (a reseed child lives in its
+    parent's file); the default URL when none does."""
+    url = default_url(study)
+    if Path(f"runs/{study}/study.db").exists():
+        return url
+    import sqlite3
+
+    for path in sorted(Path("runs").glob("*/study.db")):
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                found = con.execute("SELECT 1 FROM studies WHERE study_name = ?", (study,)).fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            continue
+        if found:
+            return f"sqlite:///{path}"
+    return url
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced; every printed URL goes through this."""
     return _PASSWORD.sub(r"\1***\3", url)

@@ -20,9 +20,9 @@ def add_study_args(p: argparse.ArgumentParser, *, positional: bool = True) -> No
 
 
 def storage_url(args: argparse.Namespace, study: str) -> str:
-    from rlsweep.storage import default_url
+    from rlsweep.storage import find_local_study
 
-    return args.storage or os.environ.get("RLSWEEP_STORAGE") or default_url(study)
+    return args.storage or os.environ.get("RLSWEEP_STORAGE") or find_local_study(study)
 
 
 def open_handle(args: argparse.Namespace) -> Any:

@@ -22,6 +22,10 @@ def make_strategy(loaded: LoadedSweep) -> Strategy:
         from rlsweep.strategies.pbt import PopulationStrategy
 
         return PopulationStrategy(loaded)
+    if name == "list":
+        from rlsweep.strategies.listed import ListStrategy
+
+        return ListStrategy(loaded)
     from rlsweep.strategies.samplers import SamplerStrategy
 
     return SamplerStrategy(loaded)

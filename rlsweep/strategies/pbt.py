@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from rlsweep.strategies._base import Strategy
-from rlsweep.strategies.population import Exploit, Param, explore, select_donor_async, truncation, winner_takes_all
+from rlsweep.strategies.population import (
+    Exploit,
+    Param,
+    explore,
+    select_donor_async,
+    truncation,
+    winner_takes_all,
+)
 from rlsweep.study import QueueRow, RunSpec, StudyHandle
 
 KEY = re.compile(r"^pbt:m(\d+):g(\d+)$")
@@ -138,19 +145,28 @@ class PopulationStrategy(Strategy):
         rng = np.random.default_rng([self.sweep.seed, member, generation + 1])
         own = results[member][generation]
         scores = {str(m): self._score(t) for m, t in judged.items()}
-        exploit = self._select(str(member), scores, rng)
+        settings = self.sweep.strategy
+        # exploit: false is the explore-only baseline, explore: false the exploit-only one.
+        exploit = self._select(str(member), scores, rng) if settings.exploit else None
         next_step = (generation + 1) * self.interval
         if exploit is not None:
             donor = int(exploit.donor)
             donor_trial = judged[donor]
             checkpoint = _checkpoint_of(donor_trial)
             if checkpoint is not None and Path(checkpoint).exists():
-                values, changes = self._explore(handle, donor_trial, generation, results, rng)
+                if settings.explore:
+                    values, changes = self._explore(handle, donor_trial, generation, results, rng)
+                else:
+                    values, changes = handle.decode(donor_trial.params), []
                 return self._spec(member, generation + 1, values, donor_trial, donor, [f"exploit: copy member {donor} (run {donor_trial.number})", *changes], next_step)
         if _checkpoint_of(own) is None or not math.isfinite(self._score(own)):
             # Nothing to continue from (the member failed before saving): start it afresh.
             values = {p.name: p.sample(rng) for p in self.params}
             return self._spec(member, generation + 1, values, None, None, ["restart: no checkpoint to continue from"], 0)
+        if not settings.exploit and settings.explore:
+            # Explore-only (the PBT paper's baseline): every member perturbs its own values each interval.
+            values, changes = self._explore(handle, own, generation, results, rng)
+            return self._spec(member, generation + 1, values, own, None, changes, next_step)
         return self._spec(member, generation + 1, handle.decode(own.params), own, None, [], next_step)
 
     def _select(self, member: str, scores: dict[str, float], rng: np.random.Generator) -> Exploit | None:

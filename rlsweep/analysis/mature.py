@@ -1,0 +1,180 @@
+"""Mature policies: evaluate final policies on held-out seeds and keep those above a threshold.
+
+Per-episode returns are stored in the metrics table (`mature/return`, step = episode index), so
+asking again with another threshold or statistic evaluates nothing. Evaluation seeds are disjoint
+from training seeds (seed + n) and from the periodic evaluation seeds used during training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlsweep.analysis.reseed import CHILDREN_ATTR
+
+MATURE_SEED_BASE = 1_000_000_000  # far above training seeds and the periodic evaluation seeds
+METRIC = "mature/return"
+
+
+@dataclass
+class Candidate:
+    study: str
+    number: int  # trial number in `study`
+    trial_id: int
+    model: str
+    config: dict[str, Any]
+    params: dict[str, Any]
+    config_id: str
+    seed: int
+
+
+@dataclass
+class Verdict:
+    study: str
+    run: int
+    config_id: str
+    seed: int
+    score: float
+    returns: list[float]
+    mature: bool
+    model: str
+    params: dict[str, Any]
+
+
+def episode_seeds(train_seed: int, episodes: int) -> list[int]:
+    return [MATURE_SEED_BASE + 1000 * train_seed + k for k in range(episodes)]
+
+
+def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]:
+    """Finished runs with a saved final model: of the study, of its reseed children, or both."""
+    from optuna.trial import TrialState
+
+    from rlsweep.study import StudyHandle
+
+    handles = [handle]
+    children = [StudyHandle.load(name, handle.url) for name in handle.study.user_attrs.get(CHILDREN_ATTR, [])]
+    if source == "reseed" or (source == "auto" and children):
+        handles = children
+    elif source == "all":
+        handles = [handle, *children]
+    found = []
+    for h in handles:
+        for t in h.study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+            model = t.user_attrs.get("model")
+            if not model or not Path(model).exists():
+                continue
+            values = h.decode(t.params)
+            config, _ = h.space.fill(values)
+            found.append((h, Candidate(h.name, t.number, t._trial_id, model, config, values, h.config_id(t), int(t.user_attrs.get("seed", 0)))))
+    return found
+
+
+def evaluate(model: str, config: dict[str, Any], seeds: Sequence[int]) -> list[float]:
+    """Returns of one episode per seed, deterministic actions (runs in a pool process)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from rlsweep.trainers.sb3 import load_policy
+    from rlsweep.trainers.sb3_env import make_env
+
+    policy = load_policy(model, config)
+    env = make_env(config, seeds[0])
+    returns = []
+    for seed in seeds:
+        if hasattr(policy, "reset"):
+            policy.reset()
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs[None])[0])
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def statistic(values: Sequence[float], how: str) -> float:
+    from rlsweep.analysis.stats import iqm
+
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "iqm": float(iqm(arr)), "median": float(np.median(arr)), "min": float(arr.min())}[how]
+
+
+def judge(
+    handle: Any, threshold: float, episodes: int, *, how: str = "mean", source: str = "auto", workers: int = 1, echo: Any = print
+) -> list[Verdict]:
+    found = candidates(handle, source)
+    todo = []
+    cached: dict[tuple[str, int], list[float]] = {}
+    for h, c in found:
+        rows = h.metrics([c.number], [METRIC])
+        returns = [r["value"] for r in sorted(rows, key=lambda r: r["step"])][:episodes]
+        if len(returns) == episodes:
+            cached[(c.study, c.number)] = returns
+        else:
+            todo.append((h, c))
+    if todo:
+        echo(f"evaluating {len(todo)} policies x {episodes} episodes on {workers} process(es) ({len(cached)} cached)")
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [(h, c, pool.submit(evaluate, c.model, c.config, episode_seeds(c.seed, episodes))) for h, c in todo]
+            for h, c, future in futures:
+                returns = future.result()
+                _store(h, c, returns)
+                cached[(c.study, c.number)] = returns
+    verdicts = []
+    for _, c in found:
+        returns = cached[(c.study, c.number)]
+        score = statistic(returns, how)
+        verdicts.append(Verdict(c.study, c.number, c.config_id, c.seed, score, returns, score >= threshold, c.model, c.params))
+    verdicts.sort(key=lambda v: -v.score)
+    return verdicts
+
+
+def _store(handle: Any, c: Candidate, returns: list[float]) -> None:
+    import time
+
+    rows = [
+        {"study": handle.name, "trial_id": c.trial_id, "trial_number": c.number, "step": k, "name": METRIC, "value": float(v), "wall_time": time.time()}
+        for k, v in enumerate(returns)
+    ]
+    with handle.engine.begin() as con:
+        con.execute(handle.metrics_table.insert(), rows)
+
+
+def gather(verdicts: Sequence[Verdict], folder: Path, *, threshold: float, how: str, episodes: int) -> Path:
+    """runs/<study>/mature/: a link to each mature model (and its VecNormalize statistics) and index.json."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    mature = [v for v in verdicts if v.mature]
+    for v in mature:
+        model = Path(v.model)
+        for src in [model, *model.parent.glob(model.name.removesuffix(".zip") + "*vecnormalize.pkl"), model.parent / "vecnormalize.pkl"]:
+            if src.exists():
+                dst = folder / f"{v.study}-run{v.run}-{src.name}"
+                try:
+                    dst.symlink_to(src.resolve())
+                except OSError:
+                    shutil.copy2(src, dst)
+    index = {
+        "threshold": threshold,
+        "statistic": how,
+        "episodes": episodes,
+        "mature": [asdict(v) for v in mature],
+        "evaluated": [asdict(v) for v in verdicts],
+    }
+    path = folder / "index.json"
+    path.write_text(json.dumps(index, indent=1))
+    return path
