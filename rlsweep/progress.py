@@ -43,7 +43,7 @@ class Snapshot:
         )
 
 
-def snapshot(handle: StudyHandle, started: float, finished_at_start: int) -> Snapshot:
+def snapshot(handle: StudyHandle, started: float, finished_at_start: int, planned: int | None = None) -> Snapshot:
     counts = handle.row_counts()
     waiting = counts.get("waiting", 0)
     running = counts.get("running", 0)
@@ -53,7 +53,12 @@ def snapshot(handle: StudyHandle, started: float, finished_at_start: int) -> Sna
     elapsed = time.time() - started
     finished_now = done + pruned + failed - finished_at_start
     rate = 60.0 * finished_now / elapsed if elapsed > 0 else 0.0
-    return Snapshot(waiting, running, done, pruned, failed, waiting + running + done + pruned + failed, best_value(handle), elapsed, rate)
+    # Requeued copies of lost or interrupted runs are not extra work: the plan caps the total.
+    total = max(planned or 0, waiting + running + done + pruned + failed)
+    if planned:
+        waiting = max(waiting, planned - running - done - pruned - failed)
+        total = max(planned, done + pruned + failed + running + waiting)
+    return Snapshot(waiting, running, done, pruned, failed, total, best_value(handle), elapsed, rate)
 
 
 def best_value(handle: StudyHandle) -> float | None:
@@ -64,8 +69,9 @@ def best_value(handle: StudyHandle) -> float | None:
 
 
 class Progress:
-    def __init__(self, handle: StudyHandle, out: TextIO | None = None, every: float = 10.0) -> None:
+    def __init__(self, handle: StudyHandle, out: TextIO | None = None, every: float = 10.0, planned: int | None = None) -> None:
         self.handle = handle
+        self.planned = planned
         self.out = out or sys.stdout
         self.every = every
         self.started = time.time()
@@ -89,7 +95,7 @@ class Progress:
             self.live.__exit__(*exc)
 
     def snap(self) -> Snapshot:
-        return snapshot(self.handle, self.started, self.finished_at_start)
+        return snapshot(self.handle, self.started, self.finished_at_start, self.planned)
 
     def update(self) -> Snapshot:
         snap = self.snap()

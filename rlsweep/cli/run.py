@@ -104,7 +104,9 @@ def supervise(handle: Any, n_workers: int, *, quiet: bool = False) -> int:
     log_dir = Path("runs") / handle.name / "logs"
     launcher = LocalLauncher(log_dir)
     launcher.launch(handle.name, handle.url, n_workers)
-    progress = Progress(handle, every=10.0 if not quiet else 1e9)
+    from rlsweep.strategies import make_strategy
+
+    progress = Progress(handle, every=10.0 if not quiet else 1e9, planned=make_strategy(handle.loaded).planned())
     try:
         with progress:
             while launcher.alive():

@@ -54,6 +54,10 @@ class Strategy(ABC):
         """Checkpoint to continue from and the steps already trained (population strategies)."""
         return None, 0
 
+    def planned(self) -> int | None:
+        """How many runs the study will have in all (for progress and ETA); None if unknown."""
+        return None
+
     def expect_more(self, handle: StudyHandle) -> bool:
         """Whether runs may still be queued while others are running (workers then wait)."""
         return True

@@ -21,5 +21,8 @@ class GridStrategy(Strategy):
         params = {name: self.space[name].encode(value) for name, value in configs[config_index].items()}
         return RunSpec(f"grid:{index}", params, seed_number, attrs={"_config_index": config_index})
 
+    def planned(self) -> int | None:
+        return self.total()
+
     def initial_runs(self) -> list[RunSpec]:
         return [self.run_spec(i) for i in range(self.total())]

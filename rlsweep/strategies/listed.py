@@ -11,6 +11,9 @@ from rlsweep.study import RunSpec
 
 
 class ListStrategy(Strategy):
+    def planned(self) -> int | None:
+        return len(self.sweep.strategy.configs) * self.sweep.strategy.seeds
+
     def initial_runs(self) -> list[RunSpec]:
         s = self.sweep.strategy
         specs = []

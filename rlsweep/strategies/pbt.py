@@ -75,6 +75,9 @@ class PopulationStrategy(Strategy):
         # A member keeps its seed for life (seed number = member), so lineages are reproducible.
         return RunSpec(run_key(member, generation), params, member, priority=0, attrs=attrs)
 
+    def planned(self) -> int | None:
+        return self.population * self.generations
+
     def budget(self, row: QueueRow) -> int | None:
         return self.interval
 

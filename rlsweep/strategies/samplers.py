@@ -61,6 +61,9 @@ class SamplerStrategy(Strategy):
         runs = self.sweep.strategy.runs or DEFAULT_RUNS
         return math.ceil(runs / self.sweep.strategy.seeds)
 
+    def planned(self) -> int | None:
+        return self.proposals() * self.sweep.strategy.seeds
+
     def initial_runs(self) -> list[RunSpec]:
         return [RunSpec(f"cfg:{k}", None, 0, priority=1, attrs={"_slot": k}) for k in range(self.proposals())]
 
