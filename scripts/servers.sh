@@ -23,13 +23,7 @@ start_postgres() {
 }
 
 start_mariadb() {
-  if ! command -v mariadbd >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >&2 || return 1
-    else
-      echo "servers: no MariaDB installed" >&2; return 1
-    fi
-  fi
+  command -v mariadbd >/dev/null || { echo "servers: no MariaDB installed (scripts/system-deps.sh installs it)" >&2; return 1; }
   if ! mariadb -e "SELECT 1" >/dev/null 2>&1; then
     service mariadb start >&2 || return 1
     echo "mariadb" >> "$state"

@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh all,test || exit 1
+bash scripts/system-deps.sh
 . .venv/bin/activate
 export SDL_VIDEODRIVER=dummy MUJOCO_GL="${MUJOCO_GL:-egl}"
 eval "$(bash scripts/servers.sh start)"
