@@ -52,7 +52,7 @@ def redact(url: str) -> str:
 
 
 def is_journal(url: str) -> bool:
-    return url.startswith("journal:") or (not "://" in url and url.endswith(_JOURNAL_SUFFIXES))
+    return url.startswith("journal:") or ("://" not in url and url.endswith(_JOURNAL_SUFFIXES))
 
 
 def _journal_path(url: str) -> Path:
@@ -109,8 +109,8 @@ def open_optuna_storage(url: str, *, create: bool) -> Any:
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if create:
             prepare_sqlite(url)
-        elif (path := _sqlite_path(url)) is not None and not path.exists():
-            raise StorageError(f"no study database at {path}; start the study with 'rlsweep run' first")
+        elif (db := _sqlite_path(url)) is not None and not db.exists():
+            raise StorageError(f"no study database at {db}; start the study with 'rlsweep run' first")
         return _rdb_storage(url, create)
     except StorageError:
         raise

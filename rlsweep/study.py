@@ -83,7 +83,7 @@ class StudyHandle:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         opt_storage = storage.open_optuna_storage(url, create=True)
         storage.create_tables(url)
-        direction = "maximize" if loaded.sweep.objective.mode == "max" else "minimize"
+        direction = optuna.study.StudyDirection.MAXIMIZE if loaded.sweep.objective.mode == "max" else optuna.study.StudyDirection.MINIMIZE
         study = optuna.create_study(study_name=loaded.sweep.study, storage=opt_storage, direction=direction, load_if_exists=True)
         stored = study.user_attrs.get(SPACE_ATTR)
         if stored is not None and stored != loaded.space.hash() and not force:

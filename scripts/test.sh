@@ -9,6 +9,9 @@ bash scripts/system-deps.sh
 export SDL_VIDEODRIVER=dummy MUJOCO_GL="${MUJOCO_GL:-egl}"
 eval "$(bash scripts/servers.sh start)"
 trap 'bash scripts/servers.sh stop' EXIT
+echo "test.sh: ruff and mypy"
+ruff check rlsweep tests bench || exit 1
+mypy || exit 1
 python -m pytest "$@"
 rc=$?
 if [ "$rc" = 5 ]; then

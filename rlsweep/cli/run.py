@@ -154,10 +154,10 @@ def _run_index(handle: Any, strategy: Any, index: int) -> int:
 
 def _fresh_name(loaded: Any, url: str) -> Any:
     """--new: the first free name study-2, study-3 … in this storage."""
+    import optuna
+
     from rlsweep import storage
     from rlsweep.config import load_sweep
-
-    import optuna
 
     try:
         existing = {s.study_name for s in optuna.get_all_study_summaries(storage.open_optuna_storage(url, create=True))}
