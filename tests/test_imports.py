@@ -9,8 +9,10 @@ HEAVY = ("torch", "jax", "ray", "optuna", "stable_baselines3", "sqlalchemy", "ma
 
 
 def _loaded_after(code: str) -> set[str]:
-    probe = f"import sys\n{code}\nprint(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    # The answer goes to stderr: the help text itself is printed on stdout.
+    probe = f"import sys\n{code}\nprint(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})), file=sys.stderr)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stderr.strip().splitlines()[-1:]
+    out = out[0] if out else ""
     return {m.split(".")[0] for m in out.split(",") if m}
 
 
