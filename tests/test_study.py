@@ -117,3 +117,20 @@ def test_unreachable_server_error_hides_password(study_name: str) -> None:
         open_optuna_storage("postgresql+psycopg2://rl:hunter2@127.0.0.1:1/optuna", create=True)
     assert "hunter2" not in str(excinfo.value)
     assert "rl:***@127.0.0.1:1" in str(excinfo.value)
+
+
+def test_journal_file_storage_with_metrics_beside_it(tmp_path: Path, study_name: str) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from rlsweep.worker import Worker
+
+    url = str(tmp_path / "shared" / "study.log")
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path, strategy={"name": "random", "runs": 3}))
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    assert Worker(handle).loop() == 3
+    study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(url)))
+    assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 3
+    assert (tmp_path / "shared" / "study.log.rlsweep.db").exists()  # rlsweep's tables beside the journal
+    assert len(StudyHandle.load(study_name, url).metrics(names=["eval/mean_return"])) == 3 * 4
