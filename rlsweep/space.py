@@ -66,8 +66,9 @@ class SearchParam:
         if self.kind == "float" and self.step is not None and not self.log:
             n = int(round((self.high - self.low) / self.step))  # type: ignore[operator]
             return [round(self.low + i * self.step, 12) for i in range(n + 1)]  # type: ignore[operator]
+        fix = "use a linear range with 'step', or 'choice'" if self.log else "add 'step' or use 'choice'"
         raise ConfigError(
-            f"the grid strategy needs a finite set of values, got a continuous range; add 'step' or use 'choice'",
+            f"the grid strategy needs a finite set of values, got the continuous range {self.describe()}; {fix}",
             key=f"params.{self.name}",
         )
 
@@ -144,7 +145,15 @@ def build_space(trainer: Mapping[str, Any], params: Mapping[str, Any], file: str
     found: list[SearchParam] = []
     for section, prefix, tree in (("trainer", "trainer.", trainer), ("params", "", params)):
         for path, marker in _walk_markers(tree, (), file, section):
-            found.append(_parse_marker(prefix + ".".join(path), marker, file, f"{section}.{'.'.join(path)}"))
+            key = f"{section}.{'.'.join(path)}"
+            param = _parse_marker(prefix + ".".join(path), marker, file, key)
+            if any(p.name == param.name for p in found):
+                raise ConfigError(
+                    f"two searched values share the name '{param.name}' (dotted keys and nesting collide); rename one",
+                    file=file,
+                    key=key,
+                )
+            found.append(param)
     return Space(found, copy.deepcopy(dict(trainer)), copy.deepcopy(dict(params)))
 
 
@@ -158,6 +167,14 @@ def _walk_markers(tree: Any, path: tuple[str, ...], file: str | None, section: s
     elif isinstance(tree, Mapping):
         for key, value in tree.items():
             yield from _walk_markers(value, (*path, str(key)), file, section)
+    elif isinstance(tree, list) and _contains_marker(tree):
+        # Lists are plain values; a marker inside one would silently reach the trainer as a mapping.
+        raise ConfigError(
+            "a marker inside a list is not searched; search the whole list instead, "
+            "e.g. {choice: [[64, 64], [256, 256]]}",
+            file=file,
+            key=f"{section}.{'.'.join(path)}",
+        )
 
 
 def _fill(tree: Any, prefix: str, values: Mapping[str, Any], path: tuple[str, ...] = ()) -> Any:
@@ -198,9 +215,19 @@ def _parse_marker(name: str, marker: Mapping[str, Any], file: str | None, key: s
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
-                raise ConfigError(f"{kind} values must be JSON values (numbers, strings, lists, mappings), got {value!r}", file=file, key=key) from None
+                raise ConfigError(f"{kind} values must be JSON values (finite numbers, strings, booleans, null, lists, mappings), got {value!r}", file=file, key=key) from None
         if len({json.dumps(v, sort_keys=True) for v in arg}) != len(arg):
             raise ConfigError(f"{kind} lists a value twice: {arg!r}; list each value once", file=file, key=key)
+        if all(isinstance(v, _SCALARS) for v in arg):
+            # Scalars go to Optuna as they are, and it finds a value by ==: 1, 1.0 and True would all be True.
+            for i, value in enumerate(arg):
+                same = next((earlier for earlier in arg[:i] if earlier == value), None)
+                if same is not None:
+                    raise ConfigError(
+                        f"{kind} lists {same!r} and {value!r}, which compare equal and cannot be told apart; keep one of them",
+                        file=file,
+                        key=key,
+                    )
         return SearchParam(name, "choice", choices=tuple(arg))
     if isinstance(arg, Mapping) and is_marker(arg):
         raise ConfigError(f"{kind} cannot hold another marker (a marker inside a marker); give [low, high]", file=file, key=key)

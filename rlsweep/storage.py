@@ -32,18 +32,25 @@ def find_local_study(study: str) -> str:
         return url
     import sqlite3
 
+    known: list[str] = []
     for path in sorted(Path("runs").glob("*/study.db")):
         try:
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
             try:
-                found = con.execute("SELECT 1 FROM studies WHERE study_name = ?", (study,)).fetchone()
+                names = [r[0] for r in con.execute("SELECT study_name FROM studies")]
             finally:
                 con.close()
         except sqlite3.Error:
             continue
-        if found:
+        if study in names:
             return f"sqlite:///{path}"
-    return url
+        known.extend(names)
+    from rlsweep.errors import closest
+
+    raise StorageError(
+        f"no study '{study}' under runs/{closest(study, known)}; known here: {', '.join(sorted(known)) or 'none'} "
+        "(or give --storage URL)"
+    )
 
 
 def redact(url: str) -> str:
@@ -60,11 +67,15 @@ def _journal_path(url: str) -> Path:
 
 
 def aux_url(url: str) -> str:
-    """Where rlsweep's own tables live: the same database, or a SQLite file beside a journal."""
+    """Where rlsweep's own tables live: the same database, or a SQLite file beside a journal.
+
+    SQLite paths are made absolute, so the engine cache never hands a relative URL's engine from
+    one working directory to code running in another."""
     if is_journal(url):
-        path = _journal_path(url)
+        path = _journal_path(url).resolve()
         return f"sqlite:///{path.with_name(path.name + '.rlsweep.db')}"
-    return url
+    path = _sqlite_path(url)
+    return f"sqlite:///{path.resolve()}" if path is not None else url
 
 
 def _sqlite_path(url: str) -> Path | None:

@@ -99,6 +99,8 @@ class StudyHandle:
                 file=loaded.file,
                 key="study",
             )
+        if stored is not None and stored != loaded.space.hash():
+            _check_compatible(study.user_attrs.get(SWEEP_ATTR), loaded, url)
         sweep_json = json.dumps(loaded.to_dict(), sort_keys=True)
         if study.user_attrs.get(SWEEP_ATTR) != sweep_json:
             study.set_user_attr(SWEEP_ATTR, sweep_json)
@@ -387,6 +389,26 @@ class StudyHandle:
             self.requeue(row, "worker lost")
             done.append(row.key)
         return done
+
+
+def _check_compatible(stored_json: str | None, loaded: LoadedSweep, url: str) -> None:
+    """--force may widen or narrow ranges, but Optuna cannot hold two different choice lists (or a
+    choice and a range) under one parameter name in one study: refuse those before any run starts."""
+    if not stored_json:
+        return
+    old = load_sweep(json.loads(stored_json), file=loaded.file).space
+    for param in loaded.space.params:
+        if param.name not in old.names:
+            continue
+        before = old[param.name]
+        if before.kind != param.kind or (param.kind == "choice" and list(before.choices) != list(param.choices)):
+            key = param.name if param.name.startswith("trainer.") else f"params.{param.name}"
+            raise ConfigError(
+                f"changed from {before.describe()} to {param.describe()}, which study '{loaded.sweep.study}' in "
+                f"{storage.redact(url)} cannot hold (Optuna keeps one choice list per name); use --new for a fresh study",
+                file=loaded.file,
+                key=key,
+            )
 
 
 def open_study(name: str, url: str | None) -> StudyHandle:

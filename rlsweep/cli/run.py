@@ -119,11 +119,16 @@ def supervise(handle: Any, n_workers: int, *, quiet: bool = False) -> int:
         launcher.wait(timeout=60)
         return 130
     codes = launcher.exit_codes()
-    if any(c not in (0, None) for c in codes):
-        print(f"worker exit codes {codes}; logs in {log_dir}")
+    crashed = [c for c in codes if c not in (0, None)]
+    if crashed:
+        print(f"{len(crashed)} worker(s) exited with an error (codes {codes}); logs in {log_dir}")
+    counts = handle.row_counts()
+    unfinished = counts.get("waiting", 0) + counts.get("running", 0)
     print(f"finished: {snap.line()}")
+    if unfinished:
+        print(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
     print(f"next: rlsweep top {handle.name}")
-    return 1 if snap.failed else 0
+    return 1 if (snap.failed or crashed or unfinished) else 0
 
 
 def _run_index(handle: Any, strategy: Any, index: int) -> int:

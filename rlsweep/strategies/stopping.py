@@ -50,7 +50,8 @@ class GateSchedule:
                 )
                 self.streaks[i] = self.streaks[i] + 1 if ok else 0
                 if self.streaks[i] >= gate.success.for_:
-                    return Decision.STOP, f"success: {gate.metric} = {value:g} for {self.streaks[i]} evaluations"
+                    n = self.streaks[i]
+                    return Decision.STOP, f"success: {gate.metric} = {value:g} for {n} evaluation{'' if n == 1 else 's'} in a row"
             if step < gate.after:
                 continue
             if gate.min is not None and not value >= gate.min:
