@@ -1,0 +1,315 @@
+"""The Stable-Baselines3 trainer: `trainer: {kind: sb3, algo: PPO, env: CartPole-v1, ...}`.
+
+One run = one SB3 model trained for `run.budget` steps, evaluated every `run.eval_every` steps on
+its own seeded environments, saved atomically (final, best, periodic checkpoints). The heavy
+imports (torch, SB3, Gymnasium) live in the sb3* modules, never in the package import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rlsweep.errors import TrainerError
+from rlsweep.trainers._base import Decision, RunContext, Trainer, atomic_path, commit_file
+from rlsweep.trainers.sb3_algos import (
+    algorithm_class,
+    algorithm_kwargs,
+    load_for_continuing,
+)
+from rlsweep.trainers.sb3_env import (
+    EVAL_SEED_OFFSET,
+    EpisodeRunner,
+    load_vecnormalize,
+    make_env,  # re-exported: the render code builds its env through this module
+    make_vec_env,
+    normalize_settings,
+    vecnormalize_path,
+)
+from rlsweep.trainers.sb3_policy import SB3Policy, load_policy  # re-exported for render/mature
+from rlsweep.trainers.sb3_validate import validate_settings
+
+__all__ = ["SB3Trainer", "SB3Policy", "load_policy", "make_env", "vecnormalize_path"]
+
+_TRAIN_METRIC_SKIP = ("train/n_updates",)  # a counter, not a metric worth a curve
+
+
+class SB3Trainer(Trainer):
+    """Trains one run with a Stable-Baselines3 (or sb3-contrib) algorithm."""
+
+    #: the trainer writes its reported metrics to artifact_dir/tb itself (the worker then does not)
+    writes_tensorboard = True
+
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
+        validate_settings(settings, hyperparams, file)
+
+    def train(self, run: RunContext) -> None:
+        import torch
+
+        config = run.config
+        torch.set_num_threads(int(config.get("threads", 1)))
+        algo_cls = algorithm_class(str(config["algo"]))
+        hyper = {**(config.get("kwargs") or {}), **run.hyperparams}
+        device = _device(str(config.get("device", "auto")))
+        with contextlib.ExitStack() as cleanup:  # envs and the event file are closed however the run ends
+            venv = make_vec_env(config, int(config.get("n_envs", 1)))
+            cleanup.callback(lambda: venv.close())  # venv is rebound below when VecNormalize wraps it
+            evaluator = EpisodeRunner(config, run.eval_episodes, run.seed + EVAL_SEED_OFFSET)
+            cleanup.callback(evaluator.close)
+            writer = _tensorboard(run.artifact_dir / "tb")
+            if writer is not None:
+                cleanup.callback(writer.close)
+            model, venv = _build_model(run, algo_cls, venv, hyper, device)
+            from stable_baselines3 import __version__ as sb3_version
+
+            run.record(
+                "trainer_info",
+                {
+                    "algo": algo_cls.__name__,
+                    "sb3": sb3_version,
+                    "torch": torch.__version__,
+                    "device": str(model.device),
+                },
+            )
+            session = _Session(run, model, evaluator, writer, deterministic=_deterministic(run))
+            callback = _RunCallback(session)
+            try:
+                model.learn(
+                    total_timesteps=run.budget,
+                    callback=callback,
+                    log_interval=None,  # type: ignore[arg-type]  # no SB3 log dumps: rlsweep reports instead
+                    reset_num_timesteps=run.start_checkpoint is None,
+                )
+            except _Stop:
+                pass
+            except (ValueError, RuntimeError) as exc:
+                # NaN weights make torch's distributions raise before any loss is reported
+                step = session.global_step()
+                if _non_finite_weights(model):
+                    raise TrainerError(f"diverged: network weights not finite at step {step}") from exc
+                if "nan" in str(exc).lower() or "invalid values" in str(exc):
+                    raise TrainerError(
+                        f"diverged: non-finite values in training at step {step} ({_first_line(exc)[:120]})"
+                    ) from exc
+                raise
+            if session.decision is Decision.CONTINUE and session.last_report_step != session.global_step():
+                session.evaluate_and_report()
+            session.save_final()
+
+
+def _build_model(
+    run: RunContext, algo_cls: Any, venv: Any, hyper: dict[str, Any], device: str
+) -> tuple[Any, Any]:
+    """A new model, or the one in run.start_checkpoint with the run's hyperparameters applied."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    config = run.config
+    norm = normalize_settings(config, gamma=float(hyper.get("gamma", 0.99)))
+    kwargs = algorithm_kwargs(hyper, venv.action_space)
+    if run.start_checkpoint is not None:
+        stats = vecnormalize_path(run.start_checkpoint)
+        if stats.exists():
+            venv = load_vecnormalize(stats, venv, training=True)
+            venv.gamma = float(hyper.get("gamma", venv.gamma))
+        elif norm is not None:
+            raise TrainerError(
+                f"cannot continue from {run.start_checkpoint}: its VecNormalize statistics {stats} are missing"
+            )
+        model = load_for_continuing(algo_cls, str(run.start_checkpoint), venv, device, kwargs, run.seed)
+    else:
+        if norm is not None:
+            venv = VecNormalize(venv, **norm)
+        policy = config.get("policy", "MlpPolicy")
+        model = algo_cls(policy, venv, seed=run.seed, device=device, verbose=0, **kwargs)
+    from stable_baselines3.common.logger import Logger
+
+    # A logger with no outputs: train() still records its losses, which the callback reads.
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model, venv
+
+
+class _Stop(Exception):
+    """Raised by the callback for algorithms that ignore a False from on_step (ARS)."""
+
+
+class _Session:
+    """The state of one training run: evaluation, reports, files."""
+
+    def __init__(
+        self, run: RunContext, model: Any, evaluator: EpisodeRunner, writer: Any, *, deterministic: bool
+    ) -> None:
+        self.run = run
+        self.model = model
+        self.evaluator = evaluator
+        self.writer = writer
+        self.deterministic = deterministic
+        self.vecnorm = model.get_vec_normalize_env()
+        self.start_timesteps = model.num_timesteps
+        self.start_time = time.perf_counter()
+        self.decision = Decision.CONTINUE
+        self.last_report_step: int | None = None
+        self.best = -np.inf
+        self.checkpoints: list[str] = []
+        self.best_recorded = False
+
+    def global_step(self) -> int:
+        return self.run.start_step + int(self.model.num_timesteps - self.start_timesteps)
+
+    def _act(self, obs: np.ndarray, state: Any, starts: np.ndarray) -> tuple[np.ndarray, Any]:
+        if self.vecnorm is not None:
+            obs = self.vecnorm.normalize_obs(obs)
+        return self.model.predict(obs, state=state, episode_start=starts, deterministic=self.deterministic)  # type: ignore[no-any-return]
+
+    def evaluate_and_report(self) -> Decision:
+        step = self.global_step()
+        returns, lengths = self.evaluator.run(self._act)
+        metrics: dict[str, float] = {
+            "eval/mean_return": float(np.mean(returns)),
+            "eval/std_return": float(np.std(returns)),
+            "eval/mean_length": float(np.mean(lengths)),
+        }
+        episodes = self.model.ep_info_buffer
+        if episodes:
+            metrics["train/episode_return"] = float(np.mean([e["r"] for e in episodes]))
+            metrics["train/episode_length"] = float(np.mean([e["l"] for e in episodes]))
+        elapsed = time.perf_counter() - self.start_time
+        metrics["train/fps"] = (self.model.num_timesteps - self.start_timesteps) / max(elapsed, 1e-9)
+        metrics.update(self.losses())
+        bad = [k for k, v in metrics.items() if not np.isfinite(v)]
+        if bad:
+            raise TrainerError(f"diverged: {', '.join(bad)} not finite at step {step}")
+        if metrics["eval/mean_return"] > self.best:
+            self.best = metrics["eval/mean_return"]
+            path = self.save(self.run.artifact_dir / "best_model.zip")
+            if not self.best_recorded:
+                self.run.record("best_model", str(path))
+                self.best_recorded = True
+            self.run.record("best_model_step", step)
+        if self.writer is not None:
+            self.writer.add_scalars(step, metrics)
+        self.last_report_step = step
+        self.decision = self.run.report(step, metrics)
+        return self.decision
+
+    def losses(self) -> dict[str, float]:
+        """The algorithm's latest `train/*` values (losses, entropy, learning rate, ...)."""
+        out = {}
+        for key, value in self.model.logger.name_to_value.items():
+            if (
+                key.startswith("train/")
+                and key not in _TRAIN_METRIC_SKIP
+                and isinstance(value, (int, float, np.floating, np.integer))
+            ):
+                out[key] = float(value)
+        return out
+
+    def check_losses(self) -> None:
+        bad = [k for k, v in self.losses().items() if not np.isfinite(v)]
+        if bad:
+            raise TrainerError(f"diverged: {', '.join(bad)} not finite at step {self.global_step()}")
+
+    def save(self, path: Path) -> Path:
+        """Model (and VecNormalize statistics beside it) under `path`, each file renamed into place
+        only when complete. SB3 appends '.zip' to a name without it, so the temporary name ends in .zip."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.vecnorm is not None:
+            stats = vecnormalize_path(path)
+            tmp_stats = atomic_path(stats)
+            self.vecnorm.save(str(tmp_stats))
+            commit_file(tmp_stats, stats)
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.zip")
+        self.model.save(tmp)
+        return commit_file(tmp, path)
+
+    def checkpoint(self) -> None:
+        path = self.save(self.run.checkpoint_dir / f"step_{self.global_step()}.zip")
+        self.checkpoints.append(str(path))
+        self.run.record("checkpoints", list(self.checkpoints))
+
+    def save_final(self) -> None:
+        path = self.save(self.run.artifact_dir / "model.zip")
+        self.run.record("model", str(path))
+        if self.vecnorm is not None:
+            self.run.record("vecnormalize", str(vecnormalize_path(path)))
+
+
+class _RunCallback(BaseCallback):
+    """Evaluates, checkpoints and watches for divergence on SB3's step clock."""
+
+    def __init__(self, session: _Session) -> None:
+        super().__init__(verbose=0)
+        self.session = session
+        run = session.run
+        self.eval_every = max(int(run.eval_every), 1)
+        self.next_eval = self.eval_every
+        every = run.checkpoint_every
+        self.ckpt_every = int(every) if every else None
+        # checkpoints fall on multiples of `every` of the lineage's step, so PBT generations line up
+        self.next_ckpt = (run.start_step // every + 1) * every if every else None
+
+    def _on_rollout_start(self) -> None:
+        self.session.check_losses()  # train() just ran: a NaN loss stops the run before it acts on it
+
+    def _on_step(self) -> bool:
+        if self.session.decision.should_stop:
+            raise _Stop  # only reached by algorithms that ignored our False (ARS)
+        _check_finite(self.locals.get("rewards"), "reward", self.session)
+        _check_finite(self.locals.get("new_obs"), "observation", self.session)
+        step = self.session.global_step()
+        while self.next_ckpt is not None and self.ckpt_every and step >= self.next_ckpt:
+            self.session.checkpoint()
+            self.next_ckpt += self.ckpt_every
+        done = self.session.model.num_timesteps - self.session.start_timesteps
+        if done >= self.next_eval:
+            while self.next_eval <= done:
+                self.next_eval += self.eval_every
+            return not self.session.evaluate_and_report().should_stop
+        return True
+
+
+def _check_finite(values: Any, what: str, session: _Session) -> None:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise TrainerError(f"diverged: {what} not finite at step {session.global_step()}")
+
+
+def _non_finite_weights(model: Any) -> bool:
+    return any(not bool(p.isfinite().all()) for p in model.policy.parameters())
+
+
+def _device(value: str) -> str:
+    import torch
+
+    if value.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainerError(
+            f"device '{value}' was asked for but torch sees no GPU here; use device: auto or cpu"
+        )
+    return value  # 'auto' lets SB3 choose; under CUDA_VISIBLE_DEVICES 'cuda' is this worker's GPU
+
+
+def _deterministic(run: RunContext) -> bool:
+    value = getattr(run, "eval_deterministic", None)
+    if value is None:
+        value = run.extra.get("eval_deterministic", True)
+    return bool(value)
+
+
+def _tensorboard(logdir: Path) -> Any:
+    try:
+        from rlsweep.tensorboard import EventWriter
+
+        return EventWriter(logdir)
+    except ImportError:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
