@@ -105,6 +105,9 @@ class Sweep(_Model):
     strategy: StrategySettings = Field(default_factory=StrategySettings, description="how runs are proposed")
     stop: list[Gate] = Field(default_factory=list, description="threshold gates")
     params: dict[str, Any] = Field(default_factory=dict, description="the algorithm's hyperparameters (markers allowed)")
+    default_params: bool = Field(
+        False, description="sb3: start from the algorithm's default search space; keys in params override it key by key"
+    )
     storage: str | None = Field(None, description="SQLAlchemy URL or journal file (default sqlite:///runs/<study>/study.db)")
     artifacts: str | None = Field(None, description="artifact root (default runs/<study>/artifacts)")
     checkpoint: Checkpoints = Field(default_factory=Checkpoints, description="periodic checkpoints")
@@ -222,6 +225,16 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
     except ValidationError as exc:
         raise _config_error(exc, file) from None
     _check_semantics(sweep, file)
+    # A searching strategy with nothing to search gets the algorithm's default space; a grid (or
+    # list) without params is a fixed configuration repeated over seeds and stays so.
+    searching = sweep.strategy.name not in ("grid", "list")
+    if sweep.trainer.get("kind") == "sb3" and (sweep.default_params or (searching and not sweep.params)):
+        from rlsweep.trainers.sb3_spaces import default_space, merge_space
+
+        try:
+            sweep.params = merge_space(default_space(str(sweep.trainer.get("algo", ""))), sweep.params)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).split(": ", 1)[1], file=file, key="trainer.algo") from None
     space = build_space(sweep.trainer, sweep.params, file)
     if sweep.strategy.name == "grid":
         for param in space.params:

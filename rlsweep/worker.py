@@ -151,6 +151,7 @@ class Worker:
             start_checkpoint=Path(start_checkpoint) if start_checkpoint else None,
             start_step=start_step,
             checkpoint_every=sweep.checkpoint.every,
+            eval_deterministic=sweep.eval.deterministic,
             extra=dict(row.attrs),
             record=lambda key, value: handle.set_attr(trial, key, value),
         )

@@ -48,6 +48,7 @@ class RunContext:
     start_checkpoint: Path | None = None  # continue from this checkpoint (PBT exploit / next generation)
     start_step: int = 0  # environment steps already trained by the checkpoint's lineage
     checkpoint_every: int | None = None  # save a checkpoint every this many steps (kept)
+    eval_deterministic: bool = True  # act deterministically in evaluations
     extra: dict[str, Any] = field(default_factory=dict)  # member, generation, donor … (PBT)
     record: Callable[[str, Any], None] = lambda key, value: None  # store a run attribute (paths, info)
 

@@ -472,3 +472,17 @@ def test_make_env_is_seeded() -> None:
     first = make_env(CARTPOLE, seed=11).reset()[0]
     second = make_env(CARTPOLE, seed=11).reset()[0]
     np.testing.assert_array_equal(first, second)
+
+
+def test_sweep_without_params_uses_the_default_space_and_overrides_key_by_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rlsweep.config import load_sweep
+    from rlsweep.trainers.sb3_spaces import default_space
+
+    base = {"study": "d", "trainer": {"kind": "sb3", "algo": "PPO", "env": "CartPole-v1", "timesteps": 1000}}
+    loaded = load_sweep({**base, "strategy": {"name": "tpe"}})
+    assert loaded.sweep.params == default_space("ppo")
+    override = {"learning_rate": {"loguniform": [1e-4, 1e-3]}}
+    loaded = load_sweep({**base, "default_params": True, "params": override})
+    assert loaded.sweep.params == {**default_space("ppo"), **override}
+    # a grid without params is one fixed configuration over seeds, not a search
+    assert load_sweep({**base, "strategy": {"name": "grid", "seeds": 3}}).space.params == []
