@@ -120,10 +120,13 @@ class Worker:
         # On the trial: what a user reads (seed recorded before the run starts). Bookkeeping such as
         # the worker and slot stays in the run queue row; keys starting with "_" are private to it.
         attrs: dict[str, Any] = {"seed": seed, "key": row.key, **{k: v for k, v in row.attrs.items() if not k.startswith("_")}}
-        if row.params is None:
-            trial = self.strategy.propose(handle, row, attrs)
-        else:
-            trial = handle.create_trial(row.params, attrs)
+        try:
+            trial = self.strategy.propose(handle, row, attrs) if row.params is None else handle.create_trial(row.params, attrs)
+        except Exception as exc:  # a sampler or storage error loses this run, not the worker
+            log.exception("could not create run %s", row.key)
+            handle.set_row(row.id, state="failed")
+            self.echo(f"run {row.key} could not start: {type(exc).__name__}: {exc}")
+            return "failed"
         handle.set_row(row.id, trial_number=trial.number)
         row.trial_number = trial.number
         values = handle.decode(trial.params)

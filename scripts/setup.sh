@@ -13,9 +13,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 stamp=".venv/.rlsweep-installed-$(echo "$extras" | tr ',' '-')"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ .ci/constraints.txt -nt "$stamp" ]; then
   echo "setup: installing rlsweep[$extras] into .venv (torch CPU first, pinned in .ci/constraints.txt)"
-  python -m pip install -q --upgrade pip setuptools wheel
+  quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+  quiet python -m pip install -q --upgrade pip setuptools wheel
   # torch before stable-baselines3, so sb3 does not pull a multi-GB CUDA build.
-  python -m pip install -q -c .ci/constraints.txt torch
-  python -m pip install -q -c .ci/constraints.txt -e ".[$extras]"
+  quiet python -m pip install -q -c .ci/constraints.txt torch
+  quiet python -m pip install -q -c .ci/constraints.txt -e ".[$extras]"
   touch "$stamp"
 fi

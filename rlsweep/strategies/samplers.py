@@ -16,7 +16,8 @@ DEFAULT_RUNS = 20
 # Samplers that keep no state in the trial they sample for: their values can be drawn before the
 # trial exists, and the trial is then written with params and attributes in one transaction
 # instead of one per parameter and attribute (the difference is most of a short run's overhead).
-STATELESS = ("random", "tpe")
+# TPE is not among them: its relative sampling writes system attributes to the trial.
+STATELESS = ("random",)
 
 
 def sample_params(handle: StudyHandle, sampler: Any, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,9 @@ def test_strategy_contract(strategy: str, tmp_path: Path) -> None:
 def test_strategy_is_reproducible(strategy: str, tmp_path: Path) -> None:
     first = _run(tmp_path / "a", "r", strategy={"name": strategy, "runs": 6})
     second = _run(tmp_path / "b", "r", strategy={"name": strategy, "runs": 6})
-    params = lambda h: [h.decode(t.params) for t in sorted(h.study.get_trials(), key=lambda t: t.user_attrs["key"])]  # noqa: E731
+    params = lambda h: [
+        h.decode(t.params) for t in sorted(h.study.get_trials(), key=lambda t: t.user_attrs["key"])
+    ]  # noqa: E731
     assert params(first) == params(second)
 
 
@@ -65,7 +67,12 @@ def test_pruner_contract(pruner: str, tmp_path: Path) -> None:
     handle = _run(
         tmp_path,
         "p",
-        strategy={"name": "random", "runs": 16, "pruner": pruner, "pruner_kwargs": {"n_startup_trials": 2} if pruner in ("median", "percentile") else {}},
+        strategy={
+            "name": "random",
+            "runs": 16,
+            "pruner": pruner,
+            "pruner_kwargs": {"n_startup_trials": 2} if pruner in ("median", "percentile") else {},
+        },
     )
     trials = handle.study.get_trials()
     assert len(trials) == 16
@@ -106,17 +113,59 @@ def test_gates_prune_and_succeed_inside_a_study(tmp_path: Path) -> None:
 
 def test_objective_reduce(tmp_path: Path) -> None:
     for how in ("last", "best", "mean_last"):
-        handle = _run(tmp_path / how, "o", strategy={"name": "random", "runs": 2}, objective={"metric": "eval/mean_return", "mode": "max", "reduce": how, "k": 2})
+        handle = _run(
+            tmp_path / how,
+            "o",
+            strategy={"name": "random", "runs": 2},
+            objective={"metric": "eval/mean_return", "mode": "max", "reduce": how, "k": 2},
+        )
         for t in handle.study.get_trials():
             curve = [t.intermediate_values[s] for s in sorted(t.intermediate_values)]
             expected = {"last": curve[-1], "best": max(curve), "mean_last": sum(curve[-2:]) / 2}[how]
             assert t.value == pytest.approx(expected)
 
 
-def test_nan_objective_fails_as_diverged_and_never_ranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    handle = _run(tmp_path, "n", trainer={"kind": "function", "target": "tests.strategies.nan_target:train", "timesteps": 1000})
+def test_nan_objective_fails_as_diverged_and_never_ranks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = _run(
+        tmp_path,
+        "n",
+        trainer={"kind": "function", "target": "tests.strategies.nan_target:train", "timesteps": 1000},
+    )
     trials = handle.study.get_trials()
     assert {t.state for t in trials} == {TrialState.FAIL}
-    assert all(t.user_attrs["failure_reason"].startswith("diverged: eval/mean_return not finite") for t in trials)
+    assert all(
+        t.user_attrs["failure_reason"].startswith("diverged: eval/mean_return not finite") for t in trials
+    )
     with pytest.raises(ValueError):
         optuna.load_study(study_name="n", storage=handle.url).best_value  # noqa: B018
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "cmaes", "gp"])
+def test_model_based_samplers_past_their_startup_trials(strategy: str, tmp_path: Path) -> None:
+    # TPE samples relatively (and writes to its trial) once it has 5 finished trials: 9 runs get there.
+    handle = _run(tmp_path, "m", strategy={"name": strategy, "runs": 9})
+    trials = handle.study.get_trials()
+    assert len(trials) == 9 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_tpe_proposal_after_startup_trials(tmp_path: Path) -> None:
+    # With 5+ finished trials TPE samples relatively and writes to the trial it samples for
+    # (constant liar): it must go through a real trial, never the pre-trial fast path.
+    loaded = load_sweep(
+        synthetic_sweep(
+            "tpe",
+            tmp_path,
+            strategy={"name": "tpe", "runs": 2},
+            params={"learning_rate": {"loguniform": [1e-5, 1e-1]}, "gamma": {"uniform": [0.9, 0.999]}},
+        )
+    )
+    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/tpe.db")
+    for i in range(6):
+        trial = handle.create_trial({"learning_rate": 1e-3 * (i + 1), "gamma": 0.95}, {"seed": 0})
+        handle.finish(trial, TrialState.COMPLETE, float(i))
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    Worker(handle).loop()
+    assert handle.row_counts() == {"done": 2}
+    assert len(handle.study.get_trials(states=[TrialState.COMPLETE])) == 8
