@@ -74,8 +74,8 @@ def aux_url(url: str) -> str:
     if is_journal(url):
         path = _journal_path(url).resolve()
         return f"sqlite:///{path.with_name(path.name + '.rlsweep.db')}"
-    path = _sqlite_path(url)
-    return f"sqlite:///{path.resolve()}" if path is not None else url
+    sqlite_path = _sqlite_path(url)
+    return f"sqlite:///{sqlite_path.resolve()}" if sqlite_path is not None else url
 
 
 def _sqlite_path(url: str) -> Path | None:

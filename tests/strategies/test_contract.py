@@ -56,9 +56,11 @@ def test_strategy_contract(strategy: str, tmp_path: Path) -> None:
 def test_strategy_is_reproducible(strategy: str, tmp_path: Path) -> None:
     first = _run(tmp_path / "a", "r", strategy={"name": strategy, "runs": 6})
     second = _run(tmp_path / "b", "r", strategy={"name": strategy, "runs": 6})
-    params = lambda h: [
-        h.decode(t.params) for t in sorted(h.study.get_trials(), key=lambda t: t.user_attrs["key"])
-    ]  # noqa: E731
+
+    def params(h):
+        trials = sorted(h.study.get_trials(), key=lambda t: t.user_attrs["key"])
+        return [h.decode(t.params) for t in trials]
+
     assert params(first) == params(second)
 
 
