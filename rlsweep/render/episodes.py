@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -85,16 +85,20 @@ def _font(height: int) -> Any:
 
 
 def draw_overlay(frame: np.ndarray, lines: list[str], font: Any = None) -> np.ndarray:
-    """A copy of `frame` with `lines` written top-left in white on a dark box."""
+    """A copy of `frame` with `lines` written top-left in white on a translucent dark box (the scene
+    stays visible under it, which matters on small frames)."""
     from PIL import Image, ImageDraw
 
-    im = Image.fromarray(np.ascontiguousarray(frame[:, :, :3]))
+    rgb = np.array(frame[:, :, :3], dtype=np.uint8)
+    im = Image.fromarray(rgb)
     draw = ImageDraw.Draw(im)
     font = font or _font(im.height)
     text = "\n".join(lines)
-    left, top, right, bottom = draw.multiline_textbbox((6, 4), text, font=font)
-    draw.rectangle((0, 0, right + 6, bottom + 4), fill=(20, 20, 20))
-    draw.multiline_text((6, 4), text, fill=(255, 255, 255), font=font)
+    left, top, right, bottom = draw.multiline_textbbox((4, 2), text, font=font, spacing=1)
+    x1, y1 = min(right + 4, rgb.shape[1]), min(bottom + 3, rgb.shape[0])
+    rgb[:y1, :x1] = (rgb[:y1, :x1] * 0.35 + 12).astype(np.uint8)
+    im = Image.fromarray(rgb)
+    ImageDraw.Draw(im).multiline_text((4, 2), text, fill=(255, 255, 255), font=font, spacing=1)
     return np.asarray(im)
 
 
@@ -211,6 +215,7 @@ def render_policy(
     max_steps: int = 1000,
     make_env: str | Callable[..., Any] = DEFAULT_MAKE_ENV,
     load_policy: str | Callable[..., Any] = DEFAULT_LOAD_POLICY,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[RenderResult]:
     """Record `episodes` episodes (seeds seed, seed+1, ...) of the policy saved at `model_path`.
 
@@ -218,6 +223,7 @@ def render_policy(
     `<file>.json` sidecar with the run, configuration, seed, return, length, frame count and the
     episode's behaviour descriptor. `make_env(config, seed, render_mode=...)` and
     `load_policy(model_path, config)` come from the trainer ('module:function' or callables).
+    `extra` entries (study name, checkpoint step, ...) are written into every sidecar as well.
     """
     from rlsweep.analysis.behaviour import describe_episode
     from rlsweep.render.gif import write_gif, write_mp4
@@ -231,9 +237,14 @@ def render_policy(
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     env = _resolve(make_env)(config, seed, render_mode="rgb_array")
     policy = _resolve(load_policy)(model_path, config)
-    label = [f"run {run}" if run is not None else Path(model_path).stem]
+    extra = dict(extra or {})
+    # The file may travel alone: name the study (a reseed child's run 0 is not its parent's run 0).
+    who = f"{extra['study']} " if extra.get("study") else ""
+    label = [f"{who}run {run}" if run is not None else Path(model_path).stem]
     if config_id is not None:
         label.append(f"config {config_id}")
+    if extra.get("step") is not None:
+        label.append(f"{'final model' if extra.get('final') else 'checkpoint'} at step {extra['step']}")
     n_actions = getattr(env.action_space, "n", None)
     results = []
     try:
@@ -266,6 +277,7 @@ def render_policy(
                     "fps": fps,
                     "size": list(np.asarray(episode.frames[0]).shape[1::-1]),
                     "behaviour": behaviour,
+                    **extra,
                 },
             )
             results.append(

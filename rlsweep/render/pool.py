@@ -35,6 +35,7 @@ class RenderJob:
     max_steps: int = 1000
     make_env: str | Callable[..., Any] = DEFAULT_MAKE_ENV
     load_policy: str | Callable[..., Any] = DEFAULT_LOAD_POLICY
+    extra: dict[str, Any] | None = None  # more sidecar entries (study, step, ...)
 
 
 @dataclass
@@ -87,11 +88,17 @@ def timeline_jobs(
     **job_kwargs: Any,
 ) -> list[RenderJob]:
     """One job per saved checkpoint of a run, given as (environment step, path), all on the same
-    episode seed so the files show how the behaviour developed (`<out_dir>/step-000050000.gif`)."""
+    episode seed so the files show how the behaviour developed (`<out_dir>/step-000050000.gif`).
+    Each sidecar records its checkpoint's `step`."""
     fmt = job_kwargs.get("fmt", "gif")
+    extra = dict(job_kwargs.pop("extra", None) or {})
     return [
         RenderJob(
-            model_path=path, config=config, out_path=Path(out_dir) / f"step-{step:09d}.{fmt}", **job_kwargs
+            model_path=path,
+            config=config,
+            out_path=Path(out_dir) / f"step-{step:09d}.{fmt}",
+            extra={**extra, "step": int(step)},
+            **job_kwargs,
         )
         for step, path in sorted(checkpoints, key=lambda item: item[0])
     ]

@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,9 @@ body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:
 h1{margin:18px 0 4px} h2{margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:3px}
 nav a{margin-right:12px} table{border-collapse:collapse;margin:8px 0} td,th{padding:3px 9px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 th{background:#f6f6f6} td.num{text-align:right;font-variant-numeric:tabular-nums} code{font-size:12px}
-img.plot{max-width:100%;border:1px solid #eee;margin:6px 0}
+img.plot{max-width:100%;border:1px solid #eee;margin:6px 0} .figs{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start} .figs img.plot{max-width:calc(50% - 6px);margin:0}
 .grid{display:flex;flex-wrap:wrap;gap:10px} .tile{border:1px solid #ddd;border-radius:4px;padding:6px;width:220px;font-size:12px}
-.tile img{width:100%;height:auto;display:block;background:#fafafa} .rare{border-color:#d33;box-shadow:0 0 0 2px #fdd}
+.tile img,.tile video{width:100%;height:auto;display:block;background:#fafafa} .rare{border-color:#d33;box-shadow:0 0 0 2px #fdd}
 .badge{display:inline-block;padding:0 5px;border-radius:3px;background:#eef;margin-left:4px} .badge.rare{background:#fdd;color:#a00}
 .muted{color:#777} details{margin:8px 0}
 """
@@ -55,6 +55,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.4g}"
     return str(value)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _finite(value: Any) -> bool:
@@ -126,7 +130,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[in
         + "</tr>"
         for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
@@ -137,10 +141,23 @@ def _img(rel: Path | None, out: Path, alt: str) -> str:
     return f'<img class="plot" src="{_e(rel.relative_to(out).as_posix())}" alt="{_e(alt)}">' if rel else ""
 
 
-def _tile(item: Mapping[str, Any], src: str, rare_clusters: set[Any]) -> str:
+def _run_anchor(run: Any, study: Any = None) -> str:
+    """The id of a run's row: `run-N` in the report's own study, `run-<study>-N` in a reseed child."""
+    return f"run-{study}-{run}" if study else f"run-{run}"
+
+
+def _tile(
+    item: Mapping[str, Any],
+    src: str,
+    rare_clusters: set[Any],
+    main_study: str | None = None,
+    configs: Collection[str] | None = None,
+) -> str:
+    """One gallery tile; `configs` are the configurations with an anchor on the page (None: all)."""
     run = item.get("run")
     cid = item.get("config_id")
     cluster = item.get("cluster")
+    study = item.get("study") if item.get("study") not in (None, main_study) else None
     rare = cluster in rare_clusters
     badge = (
         f'<span class="badge{" rare" if rare else ""}">behaviour {_e(cluster)}{" · rare" if rare else ""}</span>'
@@ -149,16 +166,33 @@ def _tile(item: Mapping[str, Any], src: str, rare_clusters: set[Any]) -> str:
     )
     links = []
     if run is not None:
-        links.append(f'<a href="#run-{_e(run)}">run {_e(run)} curve</a>')
-    if cid is not None:
+        who = f"{study} run {run}" if study else f"run {run}"
+        links.append(f'<a href="#{_e(_run_anchor(run, study))}">{_e(who)} curve</a>')
+    if cid is not None and (configs is None or str(cid) in configs):
         links.append(f'<a href="#config-{_e(cid)}">config {_e(cid)}</a>')
+    elif cid is not None:
+        links.append(f"config <code>{_e(cid)}</code>")
+    step = ""
+    if item.get("step") is not None:
+        step = f"{'final model, ' if item.get('final') else ''}step {_e(item['step'])} · "
+    seeds = f"seed {_e(item.get('seed', '—'))}"
+    if item.get("train_seed") is not None:
+        seeds = f"train seed {_e(item['train_seed'])} · episode {seeds}"
+    if src.lower().endswith((".mp4", ".webm")):
+        media = f'<video src="{_e(src)}" muted loop autoplay playsinline preload="metadata"></video>'
+    else:
+        media = f'<img src="{_e(src)}" loading="lazy" alt="episode">'
     return (
-        f'<div class="tile{" rare" if rare else ""}"><img src="{_e(src)}" loading="lazy" alt="episode">'
-        f"return <b>{_e(_fmt(item.get('return')))}</b> · seed {_e(item.get('seed', '—'))}{badge}<br>{' · '.join(links)}</div>"
+        f'<div class="tile{" rare" if rare else ""}">{media}'
+        f"{step}return <b>{_e(_fmt(item.get('return')))}</b> · {seeds}{badge}<br>{' · '.join(links)}</div>"
     )
 
 
-def _gallery(items: Sequence[Mapping[str, Any]], out: Path, order: list[str]) -> str:
+def _gallery(
+    items: Sequence[Mapping[str, Any]], out: Path, order: list[str], main_study: str | None = None
+) -> str:
+    """Policies grouped by configuration and by behaviour cluster; checkpoint timelines (items with
+    `timeline` set) get a row per run, ordered by step, and stay out of the behaviour groups."""
     media = out / "media"
     placed = []
     for i, item in enumerate(items):
@@ -167,29 +201,109 @@ def _gallery(items: Sequence[Mapping[str, Any]], out: Path, order: list[str]) ->
             placed.append((item, src))
     if not placed:
         return '<p class="muted">No rendered episodes (run <code>rlsweep render</code>).</p>'
+    timelines = [(i, s) for i, s in placed if i.get("timeline")]
+    placed = [(i, s) for i, s in placed if not i.get("timeline")]
     sizes = Counter(item.get("cluster") for item, _ in placed if item.get("cluster") is not None)
     rare = {c for c, n in sizes.items() if len(sizes) > 1 and n / len(placed) <= RARE_SHARE}
     rank = {cid: i for i, cid in enumerate(order)}
-    parts = ["<h3>By configuration</h3>"]
+
+    def grid(tiles: Sequence[tuple[Mapping[str, Any], str]]) -> str:
+        return f"<div class='grid'>{''.join(_tile(i, s, rare, main_study, rank) for i, s in tiles)}</div>"
+
+    parts = []
+    if placed:
+        parts.append(
+            f"<h3>By configuration</h3><p class='muted'>{len(placed)} rendered episodes, best configuration first.</p>"
+        )
     by_config: dict[str, list[tuple[Mapping[str, Any], str]]] = defaultdict(list)
     for item, src in placed:
         by_config[str(item.get("config_id"))].append((item, src))
     for cid in sorted(by_config, key=lambda c: (rank.get(c, len(rank)), c)):
-        tiles = sorted(by_config[cid], key=lambda t: t[0].get("seed", 0))
-        parts.append(
-            f"<h4>configuration {_e(cid)}</h4><div class='grid'>{''.join(_tile(i, s, rare) for i, s in tiles)}</div>"
+        tiles = sorted(
+            by_config[cid],
+            key=lambda t: (str(t[0].get("study") or ""), t[0].get("run") or 0, t[0].get("seed") or 0),
         )
+        parts.append(f"<h4>configuration {_e(cid)}</h4>{grid(tiles)}")
     if sizes:
         parts.append(
-            "<h3>By behaviour</h3><p class='muted'>Policies clustered by episode behaviour descriptors; small clusters are flagged rare.</p>"
+            "<h3>By behaviour</h3><p class='muted'>Episodes clustered by behaviour descriptors (observation mean and "
+            "spread, action histogram, length); small clusters are flagged rare.</p>"
         )
         for cluster, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
             tiles = [(i, s) for i, s in placed if i.get("cluster") == cluster]
             label = f"behaviour {_e(cluster)} ({n} polic{'y' if n == 1 else 'ies'}){' · rare' if cluster in rare else ''}"
+            parts.append(f"<h4>{label}</h4>{grid(tiles)}")
+    if timelines:
+        parts.append(
+            "<h3>Checkpoint timelines</h3><p class='muted'>The same run at every saved checkpoint, same episode seed: how its behaviour developed.</p>"
+        )
+        by_run: dict[tuple[str, Any], list[tuple[Mapping[str, Any], str]]] = defaultdict(list)
+        for item, src in timelines:
+            by_run[(str(item.get("study") or ""), item.get("run"))].append((item, src))
+        for (study, run), tiles in sorted(by_run.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+            tiles.sort(key=lambda t: (float(t[0].get("step") or 0), bool(t[0].get("final"))))
+            who = f"{study} run {run}" if study and study != main_study else f"run {run}"
             parts.append(
-                f"<h4>{label}</h4><div class='grid'>{''.join(_tile(i, s, rare) for i, s in tiles)}</div>"
+                f"<h4>{_e(who)} (configuration {_e(tiles[0][0].get('config_id'))})</h4>{grid(tiles)}"
             )
     return "".join(parts)
+
+
+def _top_table(ranked: Sequence[_Config], top: int, anchors: bool = True) -> str:
+    rows = []
+    for rank, c in enumerate(ranked[:top], start=1):
+        s = c.summary
+        extra = ", ".join(f"{n} {st.lower()}" for st, n in sorted(c.states.items()) if st != FINISHED)
+        anchor = f'<a id="config-{_e(c.config_id)}"></a>' if anchors else ""
+        rows.append([
+            str(rank), f"{anchor}<code>{_e(c.config_id)}</code>", str(s.n),
+            _fmt(s.mean), _fmt(s.iqm), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]", _fmt(s.std), _e(extra), _params_text(c.params),
+        ])  # fmt: skip
+    header = ["#", "configuration", "seeds", "mean", "IQM", "95% CI", "std", "other runs", "parameters"]
+    return _table(header, rows, {0, 2, 3, 4, 6}) if rows else "<p>No finished runs yet.</p>"
+
+
+def _runs_table(runs: Sequence[Mapping[str, Any]], objective: str, study: str | None = None) -> str:
+    rows = []
+    for r in sorted(runs, key=lambda r: int(r.get("number", 0))):
+        curve = (r.get("curves") or {}).get(objective, [])
+        anchor = _run_anchor(r.get("number"), study)
+        rows.append([
+            f'<a id="{_e(anchor)}"></a>{_e(r.get("number"))}', _e(_state(r).lower()), f"<code>{_e(r.get('config_id'))}</code>",
+            _e(r.get("seed", "—")), _fmt(r.get("value")), _sparkline(curve),
+        ])  # fmt: skip
+    return _table(["run", "state", "configuration", "seed", objective, "curve"], rows, {0, 3, 4})
+
+
+def _children(children: Sequence[Mapping[str, Any]], objective: str, mode: str, top: int, seed: int) -> str:
+    """Reseed studies: their own ranking (on the new seeds only) and their runs."""
+    parts = []
+    for child in children:
+        name = str(child.get("name"))
+        runs = list(child.get("runs") or ())
+        ranked = [c for c in _group(runs, mode, seed) if c.summary.n]
+        parts.append(
+            f"<h3>{_e(name)}</h3><p class='muted'>Ranked on its own (held-out) seeds.</p>{_top_table(ranked, top, anchors=False)}"
+            f"<details open><summary>{_plural(len(runs), 'run')}</summary>{_runs_table(runs, objective, name)}</details>"
+        )
+    return "".join(parts)
+
+
+def _pick_metrics(runs: Sequence[Mapping[str, Any]], objective: str, n: int) -> list[str]:
+    """The objective, then metrics of its namespace (eval/...), then the rest; a metric that never
+    changes (a constant clip range, say) has nothing to show and is left out."""
+    values: dict[str, set[float]] = defaultdict(set)
+    for r in runs:
+        for metric, points in (r.get("curves") or {}).items():
+            seen = values[metric]
+            for _, v in points:
+                if len(seen) > 1:
+                    break
+                if _finite(v):
+                    seen.add(float(v))
+    prefix = objective.rpartition("/")[0]
+    moving = [m for m, seen in values.items() if m == objective or len(seen) > 1]
+    return sorted(moving, key=lambda m: (m != objective, not (prefix and m.startswith(prefix + "/")), m))[:n]
 
 
 def build_report(
@@ -201,7 +315,11 @@ def build_report(
     study: Mapping[str, Any] | None = None,
     gallery: Sequence[Mapping[str, Any]] = (),
     importance: Mapping[str, float] | None = None,
+    importance_note: str | None = None,
     mature: Sequence[Mapping[str, Any]] = (),
+    mature_note: str | None = None,
+    population: Sequence[Mapping[str, Any]] | None = None,
+    children: Sequence[Mapping[str, Any]] = (),
     top: int = 10,
     curve_configs: int = 8,
     max_metrics: int = 6,
@@ -211,8 +329,11 @@ def build_report(
 
     `runs`: dicts with number, state, value, params, config_id, seed and curves
     ({metric: [(step, value), ...]}). `gallery`: dicts with path (a GIF/MP4 file), return, seed,
-    config_id, run and cluster. `mature`: dicts with run, config_id, seed, score. The learning-curve
-    figures show the best `curve_configs` configurations for the objective and up to
+    config_id, run and cluster, optionally study (a reseed child's name), step, and timeline (a
+    checkpoint of a run's timeline). `mature`: dicts with run, config_id, seed, score and optionally
+    study. `population`: a PBT/PB2 study's generation runs (`rlsweep.analysis.lineage.GenerationRun`
+    fields as dicts) for the lineage section. `children`: reseed studies as {name, runs}. The
+    learning-curve figures show the best `curve_configs` configurations for the objective and up to
     `max_metrics - 1` other metrics.
     """
     from rlsweep.report import plots
@@ -220,15 +341,14 @@ def build_report(
     out = Path(out_dir)
     img = out / "img"
     out.mkdir(parents=True, exist_ok=True)
+    name = str((study or {}).get("name", (study or {}).get("study", "study")))
     configs = _group(runs, mode, seed)
     ranked = [c for c in configs if c.summary.n]
     states = Counter(_state(r) for r in runs)
 
     # Figures: a bounded set whatever the number of runs.
     shown = (ranked or configs)[:curve_configs]
-    metrics = sorted({m for r in runs for m in (r.get("curves") or {})}, key=lambda m: (m != objective, m))[
-        :max_metrics
-    ]
+    metrics = _pick_metrics(runs, objective, max_metrics)
     curve_imgs = []
     for i, metric in enumerate(metrics):
         groups = {c.config_id: [list((r.get("curves") or {}).get(metric, [])) for r in c.runs] for c in shown}
@@ -252,62 +372,84 @@ def build_report(
         ["runs", _e(", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())) or "none")]
     )
     summary_rows.append(["objective", _e(f"{objective} ({mode})")])
-    top_rows = []
-    for rank, c in enumerate(ranked[:top], start=1):
-        s = c.summary
-        extra = ", ".join(f"{n} {st.lower()}" for st, n in sorted(c.states.items()) if st != FINISHED)
-        top_rows.append([
-            str(rank), f'<a id="config-{_e(c.config_id)}"></a><code>{_e(c.config_id)}</code>', str(s.n),
-            _fmt(s.mean), _fmt(s.iqm), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]", _fmt(s.std), _e(extra), _params_text(c.params),
-        ])  # fmt: skip
     # Anchors for configurations outside the top table, so every gallery link lands somewhere.
     other_anchors = "".join(
         f'<a id="config-{_e(c.config_id)}"></a>' for c in configs if c not in ranked[:top]
     )
-    run_rows = []
-    for r in sorted(runs, key=lambda r: int(r.get("number", 0))):
-        curve = (r.get("curves") or {}).get(objective, [])
-        run_rows.append([
-            f'<a id="run-{_e(r.get("number"))}"></a>{_e(r.get("number"))}', _e(_state(r).lower()), f"<code>{_e(r.get('config_id'))}</code>",
-            _e(r.get("seed", "—")), _fmt(r.get("value")), _sparkline(curve),
-        ])  # fmt: skip
-    mature_rows = [
-        [_e(m.get("run")), f"<code>{_e(m.get('config_id'))}</code>", _e(m.get("seed")), _fmt(m.get("score"))]
-        for m in sorted(
-            mature, key=lambda m: -float(m.get("score", 0)) if mode == "max" else float(m.get("score", 0))
-        )
-    ]
+    with_study = any(m.get("study") not in (None, name) for m in mature)
+    mature_rows = []
+    for m in sorted(
+        mature, key=lambda m: -float(m.get("score", 0)) if mode == "max" else float(m.get("score", 0))
+    ):
+        child = m.get("study") if m.get("study") not in (None, name) else None
+        run = f'<a href="#{_e(_run_anchor(m.get("run"), child))}">{_e(m.get("run"))}</a>'
+        row = [run, f"<code>{_e(m.get('config_id'))}</code>", _e(m.get("seed")), _fmt(m.get("score"))]
+        mature_rows.append([_e(m.get("study", name)), *row] if with_study else row)
 
-    title = f"rlsweep report: {(study or {}).get('name', (study or {}).get('study', 'study'))}"
-    top_header = ["#", "configuration", "seeds", "mean", "IQM", "95% CI", "std", "other runs", "parameters"]
-    top_html = _table(top_header, top_rows, {0, 2, 3, 4, 6}) if top_rows else "<p>No finished runs yet.</p>"
+    title = f"rlsweep report: {name}"
+    mature_header = ["run", "configuration", "seed", "score"]
     mature_html = (
-        _table(["run", "configuration", "seed", "score"], mature_rows, {3})
+        _table(
+            ["study", *mature_header] if with_study else mature_header, mature_rows, {4 if with_study else 3}
+        )
         if mature_rows
         else '<p class="muted">None selected (run <code>rlsweep mature</code>).</p>'
     )
-    runs_html = _table(["run", "state", "configuration", "seed", objective, "curve"], run_rows, {0, 3, 4})
+    if mature_note:
+        mature_html = f'<p class="muted">{_e(mature_note)}</p>{mature_html}'
     figures = "".join(_img(p, out, f"learning curve of {m}") for m, p in curve_imgs) + _img(
         history, out, "objective by run"
     )
-    sections = [
-        f"<h1>{_e(title)}</h1>",
-        '<nav><a href="#summary">summary</a><a href="#top">top configurations</a><a href="#curves">learning curves</a>'
-        '<a href="#params">hyperparameters</a><a href="#gallery">gallery</a><a href="#mature">mature</a>'
-        '<a href="#runs">all runs</a></nav>',
-        f'<h2 id="summary">Summary</h2>{_table(["", ""], summary_rows)}',
-        '<h2 id="top">Top configurations</h2><p class="muted">Mean, IQM and 95% bootstrap CI of the mean over '
-        f"seeds (finished runs only).</p>{top_html}{other_anchors}",
-        f'<h2 id="curves">Learning curves</h2>{figures}',
-        '<h2 id="params">Hyperparameters</h2>'
-        + _img(importance_img, out, "importance")
-        + _img(parallel, out, "parallel coordinates"),
-        f'<h2 id="gallery">Behaviour gallery</h2>{_gallery(gallery, out, [c.config_id for c in configs])}',
-        f'<h2 id="mature">Mature policies</h2>{mature_html}',
-        # Open by default: links from the gallery land on rows of this table.
-        f'<h2 id="runs">All runs</h2><details open><summary>{len(runs)} runs</summary>{runs_html}</details>',
+    figures = (
+        f'<div class="figs">{figures}</div>'
+        if figures
+        else '<p class="muted">No evaluations recorded yet.</p>'
+    )
+    params_html = _img(importance_img, out, "importance") + _img(parallel, out, "parallel coordinates")
+    params_html = f'<div class="figs">{params_html}</div>' if params_html else ""
+    if importance_note:
+        params_html = f'<p class="muted">{_e(importance_note)}</p>{params_html}'
+    nav = [
+        ("summary", "summary"),
+        ("top", "top configurations"),
+        ("curves", "learning curves"),
+        ("params", "hyperparameters"),
     ]
-    page = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}</style></head><body>{"".join(sections)}</body></html>\n'
+    sections = [
+        f'<h2 id="summary">Summary</h2>{_table([], summary_rows)}',
+        '<h2 id="top">Top configurations</h2><p class="muted">Mean, IQM and 95% bootstrap CI of the mean over '
+        f"seeds (finished runs only).</p>{_top_table(ranked, top)}{other_anchors}",
+        f'<h2 id="curves">Learning curves</h2>{figures}',
+        f'<h2 id="params">Hyperparameters</h2>{params_html or "<p class=muted>Nothing searched or nothing finished yet.</p>"}',
+    ]
+    if population is not None:
+        from rlsweep.report.population import population_section
+
+        nav.append(("population", "population"))
+        sections.append(
+            '<h2 id="population">Population: lineage and schedules</h2>'
+            + population_section(population, out, objective=objective, mode=mode)
+        )
+    nav += [("gallery", "gallery"), ("mature", "mature")]
+    sections += [
+        f'<h2 id="gallery">Behaviour gallery</h2>{_gallery(gallery, out, [c.config_id for c in configs], name)}',
+        f'<h2 id="mature">Mature policies</h2>{mature_html}',
+    ]
+    if children:
+        nav.append(("reseed", "reseed"))
+        sections.append(
+            f'<h2 id="reseed">Reseed studies</h2>{_children(children, objective, mode, top, seed)}'
+        )
+    nav.append(("runs", "all runs"))
+    # Open by default: links from the gallery land on rows of this table.
+    sections.append(
+        f'<h2 id="runs">All runs</h2><details open><summary>{_plural(len(runs), "run")}</summary>{_runs_table(runs, objective)}</details>'
+    )
+    nav_html = "<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in nav) + "</nav>"
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}</style></head>'
+        f"<body><h1>{_e(title)}</h1>{nav_html}{''.join(sections)}</body></html>\n"
+    )
     index = out / "index.html"
     tmp = out / f".index.html.{os.getpid()}.tmp"
     tmp.write_text(page, encoding="utf-8")

@@ -84,7 +84,15 @@ def learning_curves(
             continue
         colour = plt.cm.tab10(i % 10)
         seeds = len([c for c in curves if len(c)])
-        ax.plot(steps, mean, color=colour, lw=1.6, label=f"{label} ({seeds} seed{'s' if seeds != 1 else ''})")
+        ax.plot(
+            steps,
+            mean,
+            color=colour,
+            lw=1.6,
+            marker="o" if steps.size < 3 else None,  # a lone evaluation is otherwise invisible
+            ms=4,
+            label=f"{label} ({seeds} seed{'s' if seeds != 1 else ''})",
+        )
         if np.any(n > 1):
             ax.fill_between(steps, low, high, color=colour, alpha=0.18, lw=0)
         drawn += 1
@@ -114,6 +122,7 @@ def history(
     ax.scatter(xs, ys, s=10, alpha=0.6, label="run")
     ax.step(xs, best, where="post", color="C3", lw=1.5, label=f"best so far ({mode})")
     ax.set_xlabel("run number")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(objective)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -151,7 +151,6 @@ class PopulationStrategy(Strategy):
         settings = self.sweep.strategy
         # exploit: false is the explore-only baseline, explore: false the exploit-only one.
         exploit = self._select(str(member), scores, rng) if settings.exploit else None
-        next_step = (generation + 1) * self.interval
         if exploit is not None:
             donor = int(exploit.donor)
             donor_trial = judged[donor]
@@ -161,7 +160,9 @@ class PopulationStrategy(Strategy):
                     values, changes = self._explore(handle, donor_trial, generation, results, rng)
                 else:
                     values, changes = handle.decode(donor_trial.params), []
-                return self._spec(member, generation + 1, values, donor_trial, donor, [f"exploit: copy member {donor} (run {donor_trial.number})", *changes], next_step)
+                # The copy continues the donor's lineage and clock: asynchronously the donor may be
+                # generations behind or ahead of this member, so its checkpoint's steps count.
+                return self._spec(member, generation + 1, values, donor_trial, donor, [f"exploit: copy member {donor} (run {donor_trial.number})", *changes], self._end_step(donor_trial))
         if _checkpoint_of(own) is None or not math.isfinite(self._score(own)):
             # Nothing to continue from (the member failed before saving): start it afresh.
             values = {p.name: p.sample(rng) for p in self.params}
@@ -169,8 +170,12 @@ class PopulationStrategy(Strategy):
         if not settings.exploit and settings.explore:
             # Explore-only (the PBT paper's baseline): every member perturbs its own values each interval.
             values, changes = self._explore(handle, own, generation, results, rng)
-            return self._spec(member, generation + 1, values, own, None, changes, next_step)
-        return self._spec(member, generation + 1, handle.decode(own.params), own, None, [], next_step)
+            return self._spec(member, generation + 1, values, own, None, changes, self._end_step(own))
+        return self._spec(member, generation + 1, handle.decode(own.params), own, None, [], self._end_step(own))
+
+    def _end_step(self, trial: Any) -> int:
+        """Environment steps a finished run's checkpoint holds: its start plus one interval."""
+        return int(trial.user_attrs.get("start_step", 0)) + self.interval
 
     def _select(self, member: str, scores: dict[str, float], rng: np.random.Generator) -> Exploit | None:
         s = self.sweep.strategy

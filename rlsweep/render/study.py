@@ -1,0 +1,194 @@
+"""Which saved policies of a study to render, and the render jobs for them.
+
+A policy is chosen from the mature index (`runs/<study>/mature/index.json`, whose entries may belong
+to reseed children in the same storage), from the best configurations, or as one run, optionally
+with every checkpoint it saved. Every choice is checked before anything renders, so a bad request
+fails with one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlsweep.errors import ConfigError
+from rlsweep.render.pool import RenderJob, timeline_jobs
+
+_STEP = re.compile(r"step_(\d+)\.zip$")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One saved policy to render: whose run it is, its file and the trainer settings to load it with."""
+
+    study: str
+    run: int
+    config_id: str
+    model: str
+    config: dict[str, Any]
+    seed: int | None = None  # the run's training seed
+
+
+def require_sb3(handle: Any) -> None:
+    kind = handle.sweep.trainer.get("kind")
+    if kind != "sb3":
+        raise ConfigError(
+            f"render records saved SB3 policies; study '{handle.name}' uses the {kind!r} trainer, "
+            "whose runs save no policy to play"
+        )
+
+
+def policy_of(handle: Any, trial: Any, model: str | None = None) -> Policy:
+    """The final model of a finished run (or `model`, a path recorded elsewhere for it)."""
+    path = model or trial.user_attrs.get("model")
+    if not path:
+        raise ConfigError(
+            f"run {trial.number} of study '{handle.name}' has no saved final model (state {trial.state.name.lower()})"
+        )
+    if not Path(path).is_file():
+        raise ConfigError(f"run {trial.number} of study '{handle.name}': model file {path} is missing")
+    config, _ = handle.space.fill(handle.decode(trial.params))
+    seed = trial.user_attrs.get("seed")
+    return Policy(
+        handle.name,
+        trial.number,
+        handle.config_id(trial),
+        str(path),
+        config,
+        None if seed is None else int(seed),
+    )
+
+
+def find_run(handle: Any, number: int) -> Any:
+    """The trial of run `number`, or a ConfigError naming the runs there are."""
+    trials = handle.study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.number == number:
+            return t
+    span = f"runs 0..{len(trials) - 1}" if trials else "no runs yet"
+    raise ConfigError(f"study '{handle.name}' has no run {number} ({span})")
+
+
+def mature_policies(handle: Any, root: Path) -> list[Policy]:
+    """Every policy listed as mature in runs/<study>/mature/index.json (reseed children's included)."""
+    from rlsweep.errors import StorageError
+    from rlsweep.study import StudyHandle
+
+    path = root / handle.name / "mature" / "index.json"
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no mature index for study '{handle.name}' ({path}); run 'rlsweep mature {handle.name} --threshold X' first"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); run 'rlsweep mature' again") from None
+    entries = index.get("mature", [])
+    if not entries:
+        raise ConfigError(
+            f"no policy of study '{handle.name}' is mature ({len(index.get('evaluated', []))} evaluated, threshold "
+            f"{index.get('threshold')}); run 'rlsweep mature' with a lower --threshold"
+        )
+    handles = {handle.name: handle}
+    policies = []
+    for entry in entries:
+        name = str(entry.get("study") or handle.name)
+        if name not in handles:
+            try:
+                handles[name] = StudyHandle.load(name, handle.url)
+            except StorageError as exc:
+                raise ConfigError(f"{path} lists study '{name}', which cannot be opened: {exc}") from None
+            require_sb3(handles[name])
+        owner = handles[name]
+        policies.append(policy_of(owner, find_run(owner, int(entry["run"])), entry.get("model")))
+    return policies
+
+
+def top_policies(handle: Any, n: int) -> list[Policy]:
+    """The final models of every finished run of the best `n` configurations."""
+    from rlsweep.analysis.ranking import rank
+
+    if n <= 0:
+        raise ConfigError(f"--top must be at least 1, got {n}")
+    ranked = rank(handle)[:n]
+    if not ranked:
+        raise ConfigError(f"study '{handle.name}' has no finished runs to render yet")
+    trials = {t.number: t for t in handle.study.get_trials(deepcopy=False)}
+    return [policy_of(handle, trials[number]) for entry in ranked for number in entry.runs]
+
+
+def checkpoints(trial: Any) -> list[tuple[int, str]]:
+    """(step, path) of every checkpoint a run recorded that is still on disk, by step."""
+    found = []
+    for path in trial.user_attrs.get("checkpoints", []) or []:
+        match = _STEP.search(str(path))
+        if match and Path(path).is_file():
+            found.append((int(match.group(1)), str(path)))
+    return sorted(found)
+
+
+def final_step(handle: Any, trial: Any) -> int:
+    """The environment step of a run's final model: its last report, else its budget."""
+    if trial.intermediate_values:
+        return int(max(trial.intermediate_values))
+    return int(handle.sweep.trainer.get("timesteps", 0))
+
+
+def file_stem(policy: Policy, main_study: str) -> str:
+    """`run17` for the study's own runs, `<child>-run3` for a reseed child's."""
+    return f"run{policy.run}" if policy.study == main_study else f"{policy.study}-run{policy.run}"
+
+
+def policy_jobs(policies: Iterable[Policy], out_dir: Path, main_study: str, **render: Any) -> list[RenderJob]:
+    """One job per policy: `<out_dir>/run17.gif` (several episodes: `run17-seed<s>.gif`)."""
+    fmt = render.get("fmt", "gif")
+    return [
+        RenderJob(
+            model_path=p.model,
+            config=p.config,
+            out_path=out_dir / f"{file_stem(p, main_study)}.{fmt}",
+            run=p.run,
+            config_id=p.config_id,
+            extra={"study": p.study, "train_seed": p.seed},
+            **render,
+        )
+        for p in policies
+    ]
+
+
+def timeline(handle: Any, number: int, out_dir: Path, **render: Any) -> list[RenderJob]:
+    """Every saved checkpoint of run `number` plus its final model, on the same episode seed:
+    `<out_dir>/run<N>-checkpoints/step-000002048.gif` ... and `step-<final>-final.gif`."""
+    trial = find_run(handle, number)
+    saved = checkpoints(trial)
+    if not saved:
+        recorded = trial.user_attrs.get("checkpoints")
+        why = (
+            "its checkpoint files are missing"
+            if recorded
+            else "set 'checkpoint: {every: N}' in the sweep file"
+        )
+        raise ConfigError(f"run {number} of study '{handle.name}' has no saved checkpoints ({why})")
+    final = policy_of(handle, trial)
+    folder = out_dir / f"run{number}-checkpoints"
+    who = {"study": handle.name, "train_seed": final.seed}
+    common = {"run": number, "config_id": final.config_id, "extra": who, **render}
+    jobs = timeline_jobs(saved, final.config, folder, **common)
+    step = final_step(handle, trial)
+    fmt = render.get("fmt", "gif")
+    jobs.append(
+        RenderJob(
+            model_path=final.model,
+            config=final.config,
+            out_path=folder / f"step-{step:09d}-final.{fmt}",
+            run=number,
+            config_id=final.config_id,
+            extra={**who, "step": step, "final": True},
+            **render,
+        )
+    )
+    return jobs
