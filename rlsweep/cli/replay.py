@@ -37,6 +37,7 @@ def execute(args: argparse.Namespace) -> int:
     import os
 
     from rlsweep.analysis import replay
+    from rlsweep.analysis.reseed import link
     from rlsweep.cli.lineage import POPULATION
     from rlsweep.cli.run import supervise
     from rlsweep.config import load_sweep
@@ -81,7 +82,7 @@ def execute(args: argparse.Namespace) -> int:
             "give --name to start another replay beside it"
         )
     child = StudyHandle.create_or_load(loaded, parent.url)
-    _link(parent, child)
+    link(parent, child)
     child.enqueue(make_strategy(loaded).initial_runs())
     child.reap_lost()
     first = loaded.sweep.seed
@@ -151,12 +152,3 @@ def _static_label(plan: Any) -> str:
 
 def _values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(values.items())) or "no searched values"
-
-
-def _link(parent: Any, child: Any) -> None:
-    """Parent <-> child study attributes, as `reseed` records them."""
-    try:
-        from rlsweep.analysis.reseed import link
-    except ImportError:  # reseed not installed: the link is a convenience, not needed to replay
-        return
-    link(parent, child)

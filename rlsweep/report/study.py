@@ -118,6 +118,8 @@ def importance(handle: Any) -> tuple[dict[str, float], str | None]:
     varied = sorted({name for t in complete for name, d in t.distributions.items() if not d.single()})
     if not varied:
         return {}, "Importance: no searched parameter takes more than one value."
+    if len({t.value for t in complete}) < 2:
+        return {}, f"Importance: every finished run scored {complete[0].value:g}, so no parameter explains a difference."
     try:
         scores = get_param_importances(
             handle.study, evaluator=FanovaImportanceEvaluator(seed=0), params=varied
