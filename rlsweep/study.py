@@ -268,7 +268,11 @@ class StudyHandle:
         )
         storage_ = self.study._storage
         trial_id = storage_.create_new_trial(self.study._study_id, template_trial=template)
-        return RunTrial(trial_id, storage_.get_trial_number_from_id(trial_id), dict(params))
+        # Optuna's cached storage has just recorded the new trial's number: reading it back from the
+        # database (get_trial_number_from_id) would cost a query per run.
+        cached = getattr(storage_, "_trial_id_to_study_id_and_number", {}).get(trial_id)
+        number = cached[1] if cached else storage_.get_trial_number_from_id(trial_id)
+        return RunTrial(trial_id, number, dict(params))
 
     def set_attr(self, trial: RunTrial, key: str, value: Any) -> None:
         self.study._storage.set_trial_user_attr(trial.trial_id, key, value)

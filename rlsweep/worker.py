@@ -73,21 +73,25 @@ class Worker:
             self.pruner = make_pruner(self.sweep.strategy, self.sweep.eval.every, budget)
         self.finished = 0
 
-    def loop(self, *, only_key: str | None = None, max_runs: int | None = None, poll: float = 0.5) -> int:
-        """Train runs until none is left; returns how many this worker finished."""
+    def loop(self, *, only_key: str | None = None, max_runs: int | None = None, poll: float = 1.0) -> int:
+        """Train runs until none is left; returns how many this worker finished. While others run
+        and more work may appear, it polls the queue from every 50 ms, backing off to `poll` s."""
         limit_threads()
         self.handle.register_worker(self.id)
         beat = Heartbeat(self.handle, self.id, self.sweep.worker.heartbeat)
         beat.start()
         state = "stopped"
+        wait = 0.05
         try:
             while max_runs is None or self.finished < max_runs:
                 row = self.handle.claim(self.id, key=only_key)
                 if row is None:
                     if only_key is not None or not self._work_may_appear():
                         break
-                    time.sleep(poll)
+                    time.sleep(wait)
+                    wait = min(wait * 2, poll)
                     continue
+                wait = 0.05
                 self.run_one(row)
                 self.finished += 1
         except KeyboardInterrupt:

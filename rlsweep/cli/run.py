@@ -10,16 +10,35 @@ from typing import Any
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a sweep (search), resuming it if it exists", description=__doc__)
     p.add_argument("file", nargs="?", help="sweep file (YAML or JSON)")
-    p.add_argument("--algo", help="quick start without a file: algorithm (e.g. ppo), with its default search space")
+    p.add_argument(
+        "--algo", help="quick start without a file: algorithm (e.g. ppo), with its default search space"
+    )
     p.add_argument("--env", help="quick start: Gymnasium environment id")
     p.add_argument("--runs", type=int, help="quick start: number of runs (same as --set strategy.runs=N)")
     p.add_argument("--timesteps", type=int, help="quick start: environment steps per run")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a sweep-file value")
-    p.add_argument("--workers", type=int, help="local worker processes (default: strategy.workers, else cores)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a sweep-file value",
+    )
+    p.add_argument(
+        "--workers", type=int, help="local worker processes (default: strategy.workers, else cores)"
+    )
     p.add_argument("--storage", help="storage URL (overrides the sweep file)")
-    p.add_argument("--index", type=int, help="grid: train exactly this run index in this process (array jobs)")
-    p.add_argument("--new", action="store_true", help="if the study exists with another space, start a new study beside it")
-    p.add_argument("--force", action="store_true", help="continue an existing study even if its search space changed")
+    p.add_argument(
+        "--index", type=int, help="grid: train exactly this run index in this process (array jobs)"
+    )
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="if the study exists with another space, start a new study beside it",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="continue an existing study even if its search space changed"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     return p
 
@@ -65,35 +84,69 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def run_loaded(loaded: Any, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from rlsweep import storage
     from rlsweep.errors import ConfigError
+    from rlsweep.launchers.local import LocalLauncher
     from rlsweep.strategies import make_strategy
     from rlsweep.study import StudyHandle
 
     sweep = loaded.sweep
     url = args.storage or sweep.storage or storage.default_url(sweep.study)
     if args.index is not None and sweep.strategy.name != "grid":
-        raise ConfigError(f"--index needs the grid strategy, the sweep uses '{sweep.strategy.name}'", file=loaded.file, key="strategy.name")
+        raise ConfigError(
+            f"--index needs the grid strategy, the sweep uses '{sweep.strategy.name}'",
+            file=loaded.file,
+            key="strategy.name",
+        )
     if args.new:
         loaded = _fresh_name(loaded, url)
         sweep = loaded.sweep
-    handle = StudyHandle.create_or_load(loaded, url, force=args.force)
-    strategy = make_strategy(loaded)
     if args.index is not None:
-        return _run_index(handle, strategy, args.index)
-    handle.enqueue(strategy.initial_runs())
-    handle.reap_lost()
-    handle.enqueue(strategy.recover(handle))
+        handle = StudyHandle.create_or_load(loaded, url, force=args.force)
+        return _run_index(handle, make_strategy(loaded), args.index)
     n_workers = args.workers or sweep.strategy.workers or os.cpu_count() or 1
-    counts = handle.row_counts()
-    if not counts.get("waiting", 0) and not counts.get("running", 0):
-        print(f"study '{sweep.study}': nothing left to run ({_counts(counts)}); see 'rlsweep top {sweep.study}'")
-        return 1 if counts.get("failed", 0) else 0
-    print(f"study '{sweep.study}' in {storage.redact(url)}: {_counts(counts)}; starting {n_workers} worker(s)", flush=True)
-    return supervise(handle, n_workers, quiet=args.quiet)
+    # Workers start now and import their libraries while the study is created; they begin only
+    # when `supervise` names the study, and simply exit if anything below fails (bad input: exit 2).
+    launcher = LocalLauncher(Path("runs") / sweep.study / "logs")
+    launcher.prestart(n_workers, warm_modules(sweep.trainer))
+    try:
+        handle = StudyHandle.create_or_load(loaded, url, force=args.force)
+        strategy = make_strategy(loaded)
+        handle.enqueue(strategy.initial_runs())
+        handle.reap_lost()
+        handle.enqueue(strategy.recover(handle))
+        counts = handle.row_counts()
+        if not counts.get("waiting", 0) and not counts.get("running", 0):
+            print(
+                f"study '{sweep.study}': nothing left to run ({_counts(counts)}); see 'rlsweep top {sweep.study}'"
+            )
+            return 1 if counts.get("failed", 0) else 0
+        print(
+            f"study '{sweep.study}' in {storage.redact(url)}: {_counts(counts)}; starting {n_workers} worker(s)",
+            flush=True,
+        )
+        return supervise(handle, n_workers, quiet=args.quiet, launcher=launcher)
+    finally:
+        launcher.discard()
 
 
-def supervise(handle: Any, n_workers: int, *, quiet: bool = False) -> int:
+def warm_modules(trainer: dict[str, Any]) -> list[str]:
+    """What a worker of this trainer imports first (imported by standby workers ahead of time)."""
+    from rlsweep.trainers import TRAINERS
+
+    kind = str(trainer.get("kind"))
+    modules = [TRAINERS[kind].partition(":")[0]] if kind in TRAINERS else []
+    if kind == "sb3":
+        modules += ["stable_baselines3", "gymnasium"]
+    target = trainer.get("target")
+    if kind == "function" and isinstance(target, str) and ":" in target:
+        modules.append(target.partition(":")[0])
+    return modules
+
+
+def supervise(handle: Any, n_workers: int, *, quiet: bool = False, launcher: Any = None) -> int:
     """Start local workers, show progress until they exit; Ctrl-C stops them cleanly (exit 130)."""
     import time
     from pathlib import Path
@@ -102,19 +155,27 @@ def supervise(handle: Any, n_workers: int, *, quiet: bool = False) -> int:
     from rlsweep.progress import Progress
 
     log_dir = Path("runs") / handle.name / "logs"
-    launcher = LocalLauncher(log_dir)
+    launcher = launcher or LocalLauncher(log_dir)
     launcher.launch(handle.name, handle.url, n_workers)
     from rlsweep.strategies import make_strategy
 
-    progress = Progress(handle, every=10.0 if not quiet else 1e9, planned=make_strategy(handle.loaded).planned())
+    progress = Progress(
+        handle, every=10.0 if not quiet else 1e9, planned=make_strategy(handle.loaded).planned()
+    )
     try:
         with progress:
+            last = time.monotonic()
             while launcher.alive():
-                time.sleep(1.0)
-                progress.update()
+                time.sleep(0.05)  # notice the end at once; refresh the counts once a second
+                if time.monotonic() - last >= 1.0:
+                    progress.update()
+                    last = time.monotonic()
         snap = progress.update()
     except KeyboardInterrupt:
-        print("\ninterrupting: running runs are marked interrupted and will resume on the next 'rlsweep run'", flush=True)
+        print(
+            "\ninterrupting: running runs are marked interrupted and will resume on the next 'rlsweep run'",
+            flush=True,
+        )
         launcher.interrupt()
         launcher.wait(timeout=60)
         return 130
@@ -137,7 +198,9 @@ def _run_index(handle: Any, strategy: Any, index: int) -> int:
 
     total = strategy.total()
     if not 0 <= index < total:
-        raise ConfigError(f"--index {index} is outside the grid: 0..{total - 1} ({total} runs); see 'rlsweep grid'")
+        raise ConfigError(
+            f"--index {index} is outside the grid: 0..{total - 1} ({total} runs); see 'rlsweep grid'"
+        )
     spec = strategy.run_spec(index)
     handle.enqueue([spec])
     handle.reap_lost()
@@ -165,7 +228,10 @@ def _fresh_name(loaded: Any, url: str) -> Any:
     from rlsweep.config import load_sweep
 
     try:
-        existing = {s.study_name for s in optuna.get_all_study_summaries(storage.open_optuna_storage(url, create=True))}
+        existing = {
+            s.study_name
+            for s in optuna.get_all_study_summaries(storage.open_optuna_storage(url, create=True))
+        }
     except Exception:
         existing = set()
     name = loaded.sweep.study

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from rlsweep.cli._common import add_study_args, storage_url
@@ -13,7 +14,41 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_study_args(p, positional=False)
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many runs")
     p.add_argument("--id", default=None, help="worker id (default: host-pid-random)")
+    # Used by the local launcher: start, import what the run will need, then wait for one JSON line
+    # {"study": ..., "storage": ...} on stdin (EOF: exit without doing anything).
+    p.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--warm", action="append", default=[], help=argparse.SUPPRESS)
     return p
+
+
+PRELOAD = ("rlsweep.study", "rlsweep.worker", "rlsweep.strategies", "optuna.storages._rdb.models",
+           "alembic.migration", "alembic.command", "alembic.script", "alembic.config")  # fmt: skip
+
+
+def preload(modules: Sequence[str] = PRELOAD) -> None:
+    """Import modules ahead of need; best effort (the real import reports a missing package properly)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+
+
+def standby(args: argparse.Namespace) -> bool:
+    """Import the heavy modules while `rlsweep run` is still creating the study, then wait for it.
+    Returns False when the launcher went away without sending the study (nothing to do)."""
+    import json
+    import sys
+
+    preload((*PRELOAD, *args.warm))
+    line = sys.stdin.readline()
+    if not line.strip():
+        return False
+    message = json.loads(line)
+    args.study, args.storage = message["study"], message["storage"]
+    return True
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -31,6 +66,8 @@ def execute(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    if args.standby and not standby(args):
+        return 0
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     handle = StudyHandle.load(args.study, storage_url(args, args.study))

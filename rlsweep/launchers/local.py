@@ -6,6 +6,8 @@ uses, each in its own session so a Ctrl-C reaches them once, forwarded by the pa
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -32,23 +34,82 @@ def visible_gpus() -> list[str]:
 class LocalLauncher(Launcher):
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[Any] = []  # subprocess.Popen or _Forked: poll, wait, send_signal, kill
+        self._standby: list[Any] = []
 
-    def launch(self, study: str, storage_url: str, n_workers: int, resources: dict[str, Any] | None = None) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        gpus = visible_gpus()
-        for i in range(n_workers):
-            env = dict(os.environ)
-            # The URL travels in the environment, not argv: `ps` would show a password.
+    def _env(self, i: int, gpus: list[str], storage_url: str | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        if storage_url is not None:
+            # The URL travels in the environment (or stdin), not argv: `ps` would show a password.
             env["RLSWEEP_STORAGE"] = storage_url
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                env.setdefault(var, "1")
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-            log = open(self.log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - handed to the child
-            cmd = [sys.executable, "-m", "rlsweep", "worker", "--study", study]
-            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env.setdefault(var, "1")
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        return env
+
+    def _start(self, i: int, cmd: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            return subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+            )
+        finally:
             log.close()
+
+    def prestart(self, n_workers: int, warm: list[str] | None = None) -> None:
+        """Start n workers in standby while the study is being created; `launch` names the study.
+
+        Where the OS can fork, the workers are forked from this process once it has imported
+        Optuna's storage layer (which creating the study needs anyway), so they start with nothing
+        left to import; elsewhere they are `python -m rlsweep worker --standby` processes that
+        import it meanwhile. Either way they import the trainer's libraries (torch ...) while they
+        wait. Saves a worker's start-up (about a second, more with torch) per sweep."""
+        gpus = visible_gpus()
+        warm_args = [f"--warm={m}" for m in warm or []]
+        if not hasattr(os, "fork"):
+            base = [sys.executable, "-m", "rlsweep", "worker", "--study", "-", "--standby", *warm_args]
+            for i in range(n_workers):
+                self._standby.append(self._start(i, base, self._env(i, gpus), stdin=subprocess.PIPE))
+            return
+        from rlsweep.cli.worker import preload
+
+        preload()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(n_workers):
+            self._standby.append(
+                _fork_worker(self.log_dir / f"worker-{i}.log", self._env(i, gpus), warm_args)
+            )
+
+    def discard(self) -> None:
+        """Let standby workers that were never launched exit (they see the end of their stdin)."""
+        for p in self._standby:
+            with contextlib.suppress(OSError):
+                assert p.stdin is not None
+                p.stdin.close()
+        for p in self._standby:
+            p.wait()
+        self._standby = []
+
+    def launch(
+        self, study: str, storage_url: str, n_workers: int, resources: dict[str, Any] | None = None
+    ) -> None:
+        message = (json.dumps({"study": study, "storage": storage_url}) + "\n").encode()
+        ready, self._standby = self._standby[:n_workers], self._standby[n_workers:]
+        self.discard()
+        for p in ready:
+            try:
+                assert p.stdin is not None
+                p.stdin.write(message)
+                p.stdin.close()
+                self.procs.append(p)
+            except OSError:  # it died in standby (its log says why): start a fresh one instead
+                p.wait()
+        gpus = visible_gpus()
+        for i in range(len(self.procs), n_workers):
+            cmd = [sys.executable, "-m", "rlsweep", "worker", "--study", study]
+            self.procs.append(self._start(i, cmd, self._env(i, gpus, storage_url)))
 
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.procs)
@@ -70,3 +131,75 @@ class LocalLauncher(Launcher):
 
     def exit_codes(self) -> list[int | None]:
         return [p.poll() for p in self.procs]
+
+
+class _Forked:
+    """A forked worker with the part of subprocess.Popen's interface the launcher uses."""
+
+    def __init__(self, pid: int, stdin: Any) -> None:
+        self.pid = pid
+        self.stdin = stdin
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _fork_worker(log_path: Path, env: dict[str, str], warm_args: list[str]) -> _Forked:
+    """Fork a standby worker: its own session (a terminal's Ctrl-C reaches it once, through the
+    launcher), output to `log_path`, the study's name and URL read from a pipe."""
+    read_fd, write_fd = os.pipe()
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 1
+        try:
+            os.setsid()
+            os.close(write_fd)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.close(log_fd)
+            # Whatever the parent's sys.stdout was (a terminal wrapper, a test's capture), print to the log.
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+            os.environ.clear()
+            os.environ.update(env)
+            sys.stdin = os.fdopen(read_fd, "r")
+            from rlsweep.cli import main
+
+            code = main(["worker", "--study", "-", "--standby", *warm_args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(read_fd)
+    os.close(log_fd)
+    return _Forked(pid, os.fdopen(write_fd, "wb"))

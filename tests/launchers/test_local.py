@@ -1,0 +1,73 @@
+"""The local launcher: workers started in standby before the study exists (forked, or as
+`python -m rlsweep worker --standby` where the OS cannot fork) train nothing until launched, exit
+quietly when discarded, and once launched claim every run exactly once."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from rlsweep.config import load_sweep
+from rlsweep.launchers.local import LocalLauncher
+from rlsweep.strategies import make_strategy
+from rlsweep.study import StudyHandle
+from tests.conftest import synthetic_sweep
+
+WARM = ["rlsweep.trainers.function", "rlsweep.examples.synthetic"]
+
+
+@pytest.fixture(params=["fork", "subprocess"])
+def launcher(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalLauncher:
+    if request.param == "subprocess":
+        monkeypatch.delattr(os, "fork")
+    monkeypatch.chdir(tmp_path)
+    return LocalLauncher(tmp_path / "logs")
+
+
+def _study(tmp_path: Path, name: str, runs: int) -> StudyHandle:
+    sweep = synthetic_sweep(name, tmp_path, strategy={"name": "random", "runs": runs})
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/study.db")
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    return handle
+
+
+def test_standby_workers_run_nothing_until_launched(launcher: LocalLauncher, tmp_path: Path, study_name: str) -> None:
+    launcher.prestart(2, WARM)
+    handle = _study(tmp_path, study_name, runs=6)
+    time.sleep(1.0)  # standby workers have imported what they need and wait; nothing is claimed
+    assert handle.row_counts() == {"waiting": 6}
+    assert all(p.poll() is None for p in launcher._standby)
+    launcher.launch(handle.name, handle.url, 2)
+    launcher.wait(timeout=120)
+    assert launcher.exit_codes() == [0, 0]
+    assert handle.row_counts() == {"done": 6}
+    rows = handle.rows()
+    assert len({r.trial_number for r in rows}) == 6 and all(r.worker for r in rows)  # each run once
+    logs = sorted((tmp_path / "logs").glob("worker-*.log"))
+    assert [p.name for p in logs] == ["worker-0.log", "worker-1.log"]
+    assert all("no more work" in p.read_text() for p in logs)
+
+
+def test_discarded_standby_workers_exit_without_touching_the_study(
+    launcher: LocalLauncher, tmp_path: Path, study_name: str
+) -> None:
+    handle = _study(tmp_path, study_name, runs=3)
+    launcher.prestart(2, WARM)
+    standby = list(launcher._standby)
+    launcher.discard()
+    assert [p.poll() for p in standby] == [0, 0]
+    assert handle.row_counts() == {"waiting": 3}
+    assert launcher.procs == []
+
+
+def test_launch_more_workers_than_were_prestarted(launcher: LocalLauncher, tmp_path: Path, study_name: str) -> None:
+    launcher.prestart(1, WARM)
+    handle = _study(tmp_path, study_name, runs=4)
+    launcher.launch(handle.name, handle.url, 2)
+    launcher.wait(timeout=120)
+    assert launcher.exit_codes() == [0, 0]
+    assert handle.row_counts() == {"done": 4}
