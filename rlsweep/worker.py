@@ -176,8 +176,10 @@ class Worker:
                 reason = reporter.diverged
             (artifact_dir / "error.log").write_text(traceback.format_exc())
             self._fail(trial, reason)
-            handle.set_row(row.id, state="failed")
+            # Follow-ups are queued before this row leaves "running": a worker looking for work in
+            # between would otherwise see nothing waiting or running and leave (a population stalls).
             handle.enqueue(self.strategy.on_fail(handle, row, trial))
+            handle.set_row(row.id, state="failed")
             self.echo(f"run {trial.number} failed: {reason}")
             return "failed"
         finally:
@@ -185,8 +187,8 @@ class Worker:
         value = reporter.final_value()
         if value is None or not math.isfinite(value):
             self._fail(trial, reporter.diverged or "no evaluation of the objective was reported")
-            handle.set_row(row.id, state="failed")
             handle.enqueue(self.strategy.on_fail(handle, row, trial))
+            handle.set_row(row.id, state="failed")
             return "failed"
         if reporter.stop_reason:
             handle.set_attr(trial, "stop_reason", reporter.stop_reason)
@@ -196,8 +198,8 @@ class Worker:
         except Exception as exc:  # reaped as lost while we were slow: the requeued copy will run
             self.echo(f"run {trial.number}: could not record the result ({exc})")
             return "lost"
-        handle.set_row(row.id, state="pruned" if reporter.pruned else "done")
         handle.enqueue(self.strategy.on_finish(handle, row, trial))
+        handle.set_row(row.id, state="pruned" if reporter.pruned else "done")
         self.echo(f"run {trial.number} {state.name.lower()}: {sweep.objective.metric} = {value:.4g}")
         return state.name.lower()
 

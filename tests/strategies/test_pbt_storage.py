@@ -396,3 +396,30 @@ def test_at_least_100_exploits_checked_without_a_mismatch() -> None:
         pytest.skip("needs the other tests of this module to have run")
     print(f"exploits checked against their donors' checkpoints: {sum(EXPLOITS)} {EXPLOITS}")
     assert sum(EXPLOITS) >= 100, EXPLOITS
+
+
+@pytest.mark.parametrize("synchronous", [True, False], ids=["sync", "async"])
+def test_work_stays_visible_while_a_generation_ends(tmp_path: Path, synchronous: bool) -> None:
+    """A worker with nothing to claim leaves when nothing is waiting or running. So when a run
+    leaves "running", its successors must already be queued: otherwise another worker polling at
+    that moment leaves, and the population finishes on fewer workers (seen with 2 workers)."""
+    sweep = toy_sweep("visible", tmp_path, population=3, generations=4, synchronous=synchronous)
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    set_row = handle.set_row
+    seen: list[dict[str, int]] = []
+
+    def watched(row_id: int, **values: Any) -> bool:
+        changed = set_row(row_id, **values)
+        if values.get("state") in ("done", "pruned", "failed"):
+            seen.append(handle.row_counts())  # what any other worker would see right now
+        return changed
+
+    handle.set_row = watched  # type: ignore[method-assign]
+    Worker(handle).loop(poll=0.05)
+    assert handle.row_counts() == {"done": 3 * 4}
+    assert len(seen) == 3 * 4
+    # Until the last generation, every moment a run ends shows work still waiting or running.
+    for counts in seen[: -3]:
+        assert counts.get("waiting", 0) + counts.get("running", 0) > 0, seen
