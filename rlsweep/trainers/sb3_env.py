@@ -54,7 +54,7 @@ def check_env_id(env_id: Any, file: str | None = None) -> str:
             gym.register_envs(importlib.import_module("ale_py"))
         except ImportError:
             raise ConfigError(
-                f"'{bare}' is an Atari id and needs ale-py: pip install ale-py", file=file, key="trainer.env"
+                f"'{bare}' is an Atari id and needs ale-py: pip install 'rlsweep[atari]'", file=file, key="trainer.env"
             ) from None
     if bare not in registry:
         raise ConfigError(

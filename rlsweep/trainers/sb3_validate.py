@@ -6,6 +6,7 @@ suggesting the closest known name.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,10 @@ def validate_settings(settings: Mapping[str, Any], hyperparams: Mapping[str, Any
         raise ConfigError(f"device takes auto, cpu or cuda, got {device!r}", file=file, key="trainer.device")
     if not isinstance(settings.get("atari", False), bool):
         raise ConfigError(f"takes true or false, got {settings['atari']!r}", file=file, key="trainer.atari")
+    if settings.get("atari") and importlib.util.find_spec("cv2") is None:
+        raise ConfigError(
+            "Atari preprocessing needs OpenCV: pip install 'rlsweep[atari]'", file=file, key="trainer.atari"
+        )
     _check_normalize(settings.get("normalize", False), file)
     policy = settings.get("policy", "MlpPolicy")
     if policy not in algo_cls.policy_aliases:

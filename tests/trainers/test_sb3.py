@@ -486,3 +486,23 @@ def test_sweep_without_params_uses_the_default_space_and_overrides_key_by_key(tm
     assert loaded.sweep.params == {**default_space("ppo"), **override}
     # a grid without params is one fixed configuration over seeds, not a search
     assert load_sweep({**base, "strategy": {"name": "grid", "seeds": 3}}).space.params == []
+
+
+def test_atari_preprocessing_and_frame_stack(tmp_path: Path) -> None:
+    """`atari: true` applies SB3's AtariWrapper (84x84 grey frames), `frame_stack: 4` stacks them; a
+    CNN policy trains a few hundred steps on Pong and the saved model loads with plain SB3."""
+    pytest.importorskip("ale_py")
+    from stable_baselines3 import PPO
+
+    config = {"kind": "sb3", "algo": "PPO", "env": "ALE/Pong-v5", "timesteps": 256, "n_envs": 1,
+              "atari": True, "frame_stack": 4, "policy": "CnnPolicy"}  # fmt: skip
+    SB3Trainer.validate(config, {}, "pong.yaml")
+    env = make_env(config, 0)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (84, 84, 4) and obs.dtype == np.uint8
+    env.close()
+    hyper = {"n_steps": 128, "batch_size": 64, "n_epochs": 1}
+    collector, records = train(tmp_path, config, hyper, eval_episodes=1, eval_every=256)
+    assert [s for s, _ in collector.reports] == [256]
+    model = PPO.load(records["model"])
+    assert model.observation_space.shape == (4, 84, 84)  # SB3 transposes images for the CNN
