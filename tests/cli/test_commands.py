@@ -384,3 +384,22 @@ def test_crashing_trainer_fails_the_run_and_exits_1(
     # Nothing is left to run; a second `run` says so and still reports the failure.
     assert main(["run", "crash.yaml", "--workers", "1", "--quiet"]) == 1
     assert "nothing left to run" in capsys.readouterr().out
+
+
+def test_quick_start_without_a_sweep_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rlsweep run --algo ppo --env CartPole-v1 --runs N --timesteps T`: a study named after the env
+    and algorithm, searching PPO's default space with real SB3 runs."""
+    pytest.importorskip("stable_baselines3")
+    from rlsweep.trainers.sb3_spaces import default_space
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--algo", "ppo", "--env", "CartPole-v1", "--runs", "2", "--timesteps", "1000",
+                 "--workers", "2", "--quiet"])  # fmt: skip
+    assert code == 0
+    loaded = optuna.load_study(study_name="cartpole-v1-ppo", storage="sqlite:///runs/cartpole-v1-ppo/study.db")
+    trials = loaded.get_trials(states=[TrialState.COMPLETE])
+    assert len(trials) == 2
+    space = default_space("ppo")
+    nested = {f"policy_kwargs.{k}" for k in space.get("policy_kwargs", {})}
+    assert set(trials[0].params) == (set(space) - {"policy_kwargs"}) | nested
+    assert all(Path(t.user_attrs["model"]).exists() for t in trials)
