@@ -14,9 +14,8 @@ from rlsweep.analysis import lineage
 from rlsweep.cli import main
 from rlsweep.config import load_sweep
 from rlsweep.examples import toy_pbt
-from rlsweep.strategies import make_strategy
 from rlsweep.study import StudyHandle
-from rlsweep.worker import Worker
+from tests.strategies.test_pbt_storage import run_in_process, toy_sweep
 
 POPULATION, GENERATIONS = 4, 8
 
@@ -25,32 +24,10 @@ POPULATION, GENERATIONS = 4, 8
 def toy_study(tmp_path_factory: pytest.TempPathFactory) -> StudyHandle:
     """A finished PBT study of 4 members x 8 generations, trained in this process."""
     tmp = tmp_path_factory.mktemp("pbt")
-    sweep = {
-        "study": "toy",
-        "seed": 0,
-        "trainer": {
-            "kind": "function",
-            "target": "rlsweep.examples.toy_pbt:train",
-            "timesteps": 4 * GENERATIONS,
-            "lr": 0.01,
-        },
-        "eval": {"every": 4},
-        "objective": {"metric": "Q", "mode": "max"},
-        "strategy": {
-            "name": "pbt",
-            "population": POPULATION,
-            "interval": 4,
-            "synchronous": True,
-            "selection": "winner_takes_all",
-        },
-        "params": {"h0": {"uniform": [0.0, 1.0]}, "h1": {"uniform": [0.0, 1.0]}},
-        "artifacts": str(tmp / "artifacts"),
-    }
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp}/study.db")
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
-    return handle
+    sweep = toy_sweep("toy", tmp, population=POPULATION, generations=GENERATIONS, synchronous=True,
+                      selection="winner_takes_all")  # fmt: skip
+    sweep.pop("worker")  # default heartbeats
+    return run_in_process(sweep)
 
 
 def _rows(out: str) -> list[list[str]]:
