@@ -61,14 +61,14 @@ class LocalLauncher(Launcher):
     def prestart(self, n_workers: int, warm: list[str] | None = None) -> None:
         """Start n workers in standby while the study is being created; `launch` names the study.
 
-        Where the OS can fork, the workers are forked from this process once it has imported
-        Optuna's storage layer (which creating the study needs anyway), so they start with nothing
-        left to import; elsewhere they are `python -m rlsweep worker --standby` processes that
-        import it meanwhile. Either way they import the trainer's libraries (torch ...) while they
-        wait. Saves a worker's start-up (about a second, more with torch) per sweep."""
+        On Linux, the workers are forked from this process once it has imported Optuna's storage
+        layer (which creating the study needs anyway), so they start with nothing left to import;
+        elsewhere they are `python -m rlsweep worker --standby` processes that import it meanwhile.
+        Either way they import the trainer's libraries (torch ...) while they wait. Saves a worker's
+        start-up (about a second, more with torch) per sweep."""
         gpus = visible_gpus()
         warm_args = [f"--warm={m}" for m in warm or []]
-        if not hasattr(os, "fork"):
+        if not (hasattr(os, "fork") and sys.platform.startswith("linux")):  # macOS frameworks dislike fork
             base = [sys.executable, "-m", "rlsweep", "worker", "--study", "-", "--standby", *warm_args]
             for i in range(n_workers):
                 self._standby.append(self._start(i, base, self._env(i, gpus), stdin=subprocess.PIPE))
