@@ -177,8 +177,9 @@ def timeline(handle: Any, number: int, out_dir: Path, **render: Any) -> list[Ren
     folder = out_dir / f"run{number}-checkpoints"
     who = {"study": handle.name, "train_seed": final.seed}
     common = {"run": number, "config_id": final.config_id, "extra": who, **render}
-    jobs = timeline_jobs(saved, final.config, folder, **common)
     step = final_step(handle, trial)
+    # A checkpoint taken at the final step holds the final model: render it once, as the final.
+    jobs = timeline_jobs([(s, p) for s, p in saved if s != step], final.config, folder, **common)
     fmt = render.get("fmt", "gif")
     jobs.append(
         RenderJob(

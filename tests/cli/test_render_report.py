@@ -161,8 +161,9 @@ def test_sb3_study_render_and_report(
     assert main(["render", "cp", "--run", "0", "--checkpoints", *small, "--workers", "1"]) == 0
     timeline = render / "run0-checkpoints"
     names = sorted(p.name for p in timeline.glob("*.gif"))
-    assert names == ["step-000001024.gif", "step-000002048-final.gif", "step-000002048.gif"]
-    assert [sidecar(timeline / n)["step"] for n in names] == [1024, 2048, 2048]
+    # The checkpoint at step 2048 is the final model: rendered once, as the final.
+    assert names == ["step-000001024.gif", "step-000002048-final.gif"]
+    assert [sidecar(timeline / n)["step"] for n in names] == [1024, 2048]
     assert sidecar(timeline / "step-000002048-final.gif")["model"] == first["model"]
 
     capsys.readouterr()
@@ -180,7 +181,7 @@ def test_sb3_study_render_and_report(
     ):
         assert heading in text
     gifs = [s for s in page.srcs if s.endswith(".gif")]
-    assert len(gifs) == 3 * 2 + 3  # three policies by configuration and by behaviour, three checkpoints
+    assert len(gifs) == 3 * 2 + 2  # three policies by configuration and by behaviour, two timeline steps
     assert "Checkpoint timelines" in text and "run-0" in page.ids and 'href="#run-1"' in text
     assert "Reseed studies" in text and "run-cp-reseed-0" in page.ids
     assert text.count('href="#run-cp-reseed-0"') == 3  # its tile twice, its mature row
