@@ -14,6 +14,7 @@ from rlsweep.config import load_sweep
 from rlsweep.launchers.local import LocalLauncher
 from rlsweep.strategies import make_strategy
 from rlsweep.study import StudyHandle
+from rlsweep.trainers._base import RunContext
 from tests.conftest import synthetic_sweep
 
 WARM = ["rlsweep.trainers.function", "rlsweep.examples.synthetic"]
@@ -71,3 +72,35 @@ def test_launch_more_workers_than_were_prestarted(launcher: LocalLauncher, tmp_p
     launcher.wait(timeout=120)
     assert launcher.exit_codes() == [0, 0]
     assert handle.row_counts() == {"done": 4}
+
+
+def record_devices(run: RunContext) -> None:
+    """A trainer that records the GPU and thread settings its worker process was given."""
+    for var in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"):
+        run.record(var, os.environ.get(var))
+    time.sleep(0.3)  # long enough that both workers take runs
+    run.report(run.budget, {"eval/mean_return": 1.0})
+
+
+def test_workers_are_spread_over_the_visible_gpus(
+    launcher: LocalLauncher, tmp_path: Path, study_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With GPUs 0 and 1 visible, worker i gets CUDA_VISIBLE_DEVICES=i mod 2; each one BLAS thread."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # `tests` for subprocesses
+    trainer = {"kind": "function", "target": "tests.launchers.test_local:record_devices", "timesteps": 10}
+    sweep = synthetic_sweep(study_name, tmp_path, trainer=trainer, strategy={"name": "random", "runs": 6})
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/study.db")
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    launcher.prestart(2)
+    launcher.launch(handle.name, handle.url, 2)
+    launcher.wait(timeout=120)
+    assert launcher.exit_codes() == [0, 0]
+    by_worker: dict[str, set[str]] = {}
+    for row in handle.rows():
+        attrs = handle.trial(row.trial_number).user_attrs
+        assert attrs["OMP_NUM_THREADS"] == "1"
+        by_worker.setdefault(row.worker, set()).add(attrs["CUDA_VISIBLE_DEVICES"])
+    assert sorted(devices for workers in by_worker.values() for devices in workers) == ["0", "1"]
