@@ -129,7 +129,16 @@ def open_optuna_storage(url: str, *, create: bool) -> Any:
         extra = "postgres" if "postgres" in url else "mysql" if "mysql" in url else "all"
         raise StorageError(f"storage {redact(url)} needs {exc.name}: pip install 'rlsweep[{extra}]'") from None
     except Exception as exc:  # driver errors carry the URL; never print it unredacted
-        raise StorageError(f"cannot open storage {redact(url)}: {redact(str(exc).splitlines()[0])}") from None
+        raise StorageError(f"cannot open storage {redact(url)}: {redact(root_cause(exc))}") from None
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost error: Optuna wraps a refused connection in a generic
+    'exception is raised during the commit'; the driver's own message says what to fix."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _rdb_storage(url: str, create: bool) -> Any:

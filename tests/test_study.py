@@ -117,6 +117,7 @@ def test_unreachable_server_error_hides_password(study_name: str) -> None:
         open_optuna_storage("postgresql+psycopg2://rl:hunter2@127.0.0.1:1/optuna", create=True)
     assert "hunter2" not in str(excinfo.value)
     assert "rl:***@127.0.0.1:1" in str(excinfo.value)
+    assert "Connection refused" in str(excinfo.value)  # the driver's cause, not Optuna's wrapper
 
 
 def test_journal_file_storage_with_metrics_beside_it(tmp_path: Path, study_name: str) -> None:

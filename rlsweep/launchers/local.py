@@ -36,6 +36,7 @@ class LocalLauncher(Launcher):
         self.log_dir = log_dir
         self.procs: list[Any] = []  # subprocess.Popen or _Forked: poll, wait, send_signal, kill
         self._standby: list[Any] = []
+        self._made: list[Path] = []
 
     def _env(self, i: int, gpus: list[str], storage_url: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
@@ -66,6 +67,9 @@ class LocalLauncher(Launcher):
         elsewhere they are `python -m rlsweep worker --standby` processes that import it meanwhile.
         Either way they import the trainer's libraries (torch ...) while they wait. Saves a worker's
         start-up (about a second, more with torch) per sweep."""
+        # What this creates, so that a sweep refused before launch leaves no empty folders behind.
+        self._made = [d for d in (self.log_dir, *self.log_dir.parents[:2]) if not d.exists()]
+        self._made += [f for i in range(n_workers) if not (f := self.log_dir / f"worker-{i}.log").exists()]
         gpus = visible_gpus()
         warm_args = [f"--warm={m}" for m in warm or []]
         if not (hasattr(os, "fork") and sys.platform.startswith("linux")):  # macOS frameworks dislike fork
@@ -91,13 +95,20 @@ class LocalLauncher(Launcher):
         for p in self._standby:
             p.wait()
         self._standby = []
+        if not self.procs:  # nothing was launched: remove the empty logs and folders prestart made
+            for path in sorted(self._made, key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    if path.is_dir():
+                        path.rmdir()  # only if empty
+                    elif path.stat().st_size == 0:
+                        path.unlink()
+        self._made = []
 
     def launch(
         self, study: str, storage_url: str, n_workers: int, resources: dict[str, Any] | None = None
     ) -> None:
         message = (json.dumps({"study": study, "storage": storage_url}) + "\n").encode()
         ready, self._standby = self._standby[:n_workers], self._standby[n_workers:]
-        self.discard()
         for p in ready:
             try:
                 assert p.stdin is not None
@@ -110,6 +121,7 @@ class LocalLauncher(Launcher):
         for i in range(len(self.procs), n_workers):
             cmd = [sys.executable, "-m", "rlsweep", "worker", "--study", study]
             self.procs.append(self._start(i, cmd, self._env(i, gpus, storage_url)))
+        self.discard()  # standby workers beyond n_workers (after the launched ones: their logs stay)
 
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.procs)

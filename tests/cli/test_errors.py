@@ -397,3 +397,15 @@ def test_argparse_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[s
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage: rlsweep" in capsys.readouterr().out
+
+
+def test_unreachable_storage_exits_2_and_leaves_nothing(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Workers start in standby while the study is created; when the storage cannot be reached they
+    exit unused and the folders made for their logs are removed again."""
+    file = write("s.json", grid(name))
+    url = "postgresql+psycopg2://rl:hunter2@127.0.0.1:1/optuna"
+    assert exit_code(["run", file, "--storage", url, "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlsweep: error: cannot open storage postgresql+psycopg2://rl:***@127.0.0.1:1/optuna: ")
+    assert "Connection refused" in err and "hunter2" not in err
+    assert not Path("runs").exists()

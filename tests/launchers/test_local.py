@@ -63,6 +63,7 @@ def test_discarded_standby_workers_exit_without_touching_the_study(
     assert [p.poll() for p in standby] == [0, 0]
     assert handle.row_counts() == {"waiting": 3}
     assert launcher.procs == []
+    assert not (tmp_path / "logs").exists()  # the empty logs and the folder it made are gone
 
 
 def test_launch_more_workers_than_were_prestarted(launcher: LocalLauncher, tmp_path: Path, study_name: str) -> None:
