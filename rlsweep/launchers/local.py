@@ -198,6 +198,13 @@ def _fork_worker(log_path: Path, env: dict[str, str], warm_args: list[str]) -> _
             sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             os.environ.clear()
             os.environ.update(env)
+            # Connections the parent opened (e.g. `run --new` looking up names) are not this
+            # process's to use: drop the pools without closing the parent's connections.
+            from rlsweep import storage
+
+            for engine in storage._ENGINES.values():
+                engine.dispose(close=False)
+            storage._ENGINES.clear()
             sys.stdin = os.fdopen(read_fd, "r")
             from rlsweep.cli import main
 

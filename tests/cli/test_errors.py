@@ -409,3 +409,18 @@ def test_unreachable_storage_exits_2_and_leaves_nothing(name: str, capsys: pytes
     assert err.startswith("rlsweep: error: cannot open storage postgresql+psycopg2://rl:***@127.0.0.1:1/optuna: ")
     assert "Connection refused" in err and "hunter2" not in err
     assert not Path("runs").exists()
+
+
+def test_new_with_local_workers_trains_the_second_study(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --new` looks up the taken names before the workers are forked; the workers then open
+    their own connections and train every run of the new study (8 = 4 configurations x 2 seeds)."""
+    file = write("g.yaml", grid(name))
+    assert main(["run", file, "--workers", "2", "--quiet"]) == 0
+    write("g.yaml", grid(name, width={"int": [64, 66]}))
+    assert main(["run", file, "--workers", "2", "--quiet", "--new"]) == 0
+    assert f"study '{name}' exists; starting '{name}-2'" in capsys.readouterr().out
+    storages = [f"sqlite:///{db}" for db in Path("runs").glob("*/study.db")]
+    (storage,) = [s for s in storages if f"{name}-2" in optuna.get_all_study_names(s)]
+    trials = optuna.load_study(study_name=f"{name}-2", storage=storage).trials
+    assert len(trials) == 2 * 3 * 2 and all(t.state.name == "COMPLETE" for t in trials)
+    assert n_trials(name) == 2 * 2 * 2  # the first study is untouched
