@@ -17,6 +17,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ .ci/constraints.txt
   quiet python -m pip install -q --upgrade pip setuptools wheel
   # torch before stable-baselines3, so sb3 does not pull a multi-GB CUDA build.
   quiet python -m pip install -q -c .ci/constraints.txt torch
-  quiet python -m pip install -q -c .ci/constraints.txt -e ".[$extras]"
+  # PYTHONWARNINGS: setuptools' editable-install banner says nothing a user can act on.
+  PYTHONWARNINGS=ignore quiet python -m pip install -q -c .ci/constraints.txt -e ".[$extras]"
   touch "$stamp"
 fi
