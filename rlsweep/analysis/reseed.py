@@ -48,3 +48,15 @@ def link(parent: Any, child: Any) -> None:
     if child.name not in children:
         parent.study.set_user_attr(CHILDREN_ATTR, [*children, child.name])
     child.study.set_user_attr(PARENT_ATTR, parent.name)
+
+
+def start_child(parent: Any, loaded: Any) -> Any:
+    """Create (or reopen) a child study in the parent's storage, link the two and queue its runs."""
+    from rlsweep.strategies import make_strategy
+    from rlsweep.study import StudyHandle
+
+    child = StudyHandle.create_or_load(loaded, parent.url)
+    link(parent, child)
+    child.enqueue(make_strategy(loaded).initial_runs())
+    child.reap_lost()
+    return child

@@ -37,12 +37,11 @@ def execute(args: argparse.Namespace) -> int:
     import os
 
     from rlsweep.analysis import replay
-    from rlsweep.analysis.reseed import link
+    from rlsweep.analysis.reseed import start_child
     from rlsweep.cli.lineage import POPULATION
     from rlsweep.cli.run import supervise
     from rlsweep.config import load_sweep
     from rlsweep.errors import ConfigError, StorageError
-    from rlsweep.strategies import make_strategy
     from rlsweep.study import SWEEP_ATTR, StudyHandle
 
     if args.seeds <= 0:
@@ -81,10 +80,7 @@ def execute(args: argparse.Namespace) -> int:
             f"study '{loaded.sweep.study}' exists with another replay plan (the winner, seeds or options changed); "
             "give --name to start another replay beside it"
         )
-    child = StudyHandle.create_or_load(loaded, parent.url)
-    link(parent, child)
-    child.enqueue(make_strategy(loaded).initial_runs())
-    child.reap_lost()
+    child = start_child(parent, loaded)
     first = loaded.sweep.seed
     print(
         f"replay of '{parent.name}': run {plan.last.number} (member {plan.last.member}, generation {plan.last.generation}, "

@@ -23,20 +23,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def execute(args: argparse.Namespace) -> int:
     import os
 
-    from rlsweep.analysis.reseed import link, reseed_sweep
+    from rlsweep.analysis.reseed import reseed_sweep, start_child
     from rlsweep.cli.run import supervise
     from rlsweep.errors import ConfigError
-    from rlsweep.strategies import make_strategy
-    from rlsweep.study import StudyHandle
 
     if args.top <= 0 or args.seeds <= 0:
         raise ConfigError(f"--top and --seeds must be at least 1, got {args.top} and {args.seeds}")
     parent = open_handle(args)
     loaded = reseed_sweep(parent, args.top, args.seeds, name=args.name, statistic=args.by)
-    child = StudyHandle.create_or_load(loaded, parent.url)
-    link(parent, child)
-    child.enqueue(make_strategy(loaded).initial_runs())
-    child.reap_lost()
+    child = start_child(parent, loaded)
     s = loaded.sweep.strategy
     print(
         f"reseed: {len(s.configs)} configuration(s) of '{parent.name}' x {s.seeds} seeds "
