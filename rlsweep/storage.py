@@ -188,6 +188,14 @@ def aux_engine(url: str) -> Any:
     return _ENGINES[target]
 
 
+def forget_engines_after_fork() -> None:
+    """In a forked child: drop the engines inherited from the parent without closing the parent's
+    connections (SQLAlchemy's advice for fork); the next aux_engine call opens fresh ones."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
 def tables() -> Any:
     """rlsweep's table definitions (built lazily: SQLAlchemy is not needed to import rlsweep)."""
     global _TABLES

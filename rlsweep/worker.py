@@ -22,16 +22,11 @@ from rlsweep.errors import TrainerError
 from rlsweep.strategies import make_strategy
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
 from rlsweep.study import QueueRow, RunTrial, StudyHandle
+from rlsweep.threads import limit_threads
 from rlsweep.trainers import get_trainer_class
 from rlsweep.trainers._base import Decision, RunContext
 
 log = logging.getLogger("rlsweep.worker")
-
-
-def limit_threads() -> None:
-    """One BLAS/torch thread per worker: N workers on N cores beat N workers fighting over them."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
 
 
 def new_worker_id() -> str:

@@ -65,8 +65,9 @@ def quickstart(args: argparse.Namespace) -> dict[str, Any]:
 def execute(args: argparse.Namespace) -> int:
     # Before numpy is first imported here: workers forked from this process inherit its BLAS
     # thread pools, and should get one thread each like workers started from a shell.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    from rlsweep.threads import limit_threads
+
+    limit_threads()
     from rlsweep.config import load_sweep
     from rlsweep.errors import ConfigError
 

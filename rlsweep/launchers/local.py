@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.launchers._base import Launcher
+from rlsweep.threads import limit_threads
 
 
 def visible_gpus() -> list[str]:
@@ -43,8 +44,7 @@ class LocalLauncher(Launcher):
         if storage_url is not None:
             # The URL travels in the environment (or stdin), not argv: `ps` would show a password.
             env["RLSWEEP_STORAGE"] = storage_url
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env.setdefault(var, "1")
+        limit_threads(env)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         return env
@@ -199,12 +199,10 @@ def _fork_worker(log_path: Path, env: dict[str, str], warm_args: list[str]) -> _
             os.environ.clear()
             os.environ.update(env)
             # Connections the parent opened (e.g. `run --new` looking up names) are not this
-            # process's to use: drop the pools without closing the parent's connections.
-            from rlsweep import storage
+            # process's to use.
+            from rlsweep.storage import forget_engines_after_fork
 
-            for engine in storage._ENGINES.values():
-                engine.dispose(close=False)
-            storage._ENGINES.clear()
+            forget_engines_after_fork()
             sys.stdin = os.fdopen(read_fd, "r")
             from rlsweep.cli import main
 
