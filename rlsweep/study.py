@@ -8,23 +8,29 @@ conditional UPDATE or a unique key in rlsweep's own tables, each inside one tran
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlsweep import storage
+from rlsweep import states, storage
 from rlsweep.config import LoadedSweep, load_sweep
 from rlsweep.errors import ConfigError, StorageError
 
 SWEEP_ATTR = "rlsweep:sweep"
 SPACE_ATTR = "rlsweep:space_hash"
 FILE_ATTR = "rlsweep:file"
-REQUEUED_REASONS = ("worker lost", "interrupted")
+PARENT_ATTR = "rlsweep:parent"  # a child study (reseed, replay) names its parent
+CHILDREN_ATTR = "rlsweep:children"
+REQUEUED_REASONS = states.REQUEUED_REASONS  # kept for callers that import it from here
+log = logging.getLogger("rlsweep.study")
+# (lost row, its ended trial) -> the runs to queue after it; see `StudyHandle.reap_lost`.
+FollowUps = Callable[["QueueRow", Any], Sequence["RunSpec"]]
 
 
 @dataclass(frozen=True)
@@ -233,12 +239,12 @@ class StudyHandle:
         """Queue a lost or interrupted run again under a new key (same configuration and seed)."""
         base, _, tail = row.key.partition("/retry:")
         retries = int(tail) + 1 if tail.isdigit() else 1
-        if reason == "worker lost" and retries > self.sweep.worker.requeue:
+        if reason == states.WORKER_LOST and retries > self.sweep.worker.requeue:
             return None
-        if reason == "interrupted":
+        if reason == states.INTERRUPTED_REASON:
             retries = _next_retry(base, {r.key for r in self.rows()})
         key = f"{base}/retry:{retries}"
-        attrs = dict(row.attrs, retry_of=row.trial_number)
+        attrs = dict(row.attrs, retry_of=row.trial_number, retry_reason=reason)
         params = row.params
         if params is None and row.trial_number is not None:
             params = self.trial(row.trial_number).params
@@ -366,34 +372,61 @@ class StudyHandle:
         with self.engine.connect() as con:
             return [dict(r) for r in con.execute(sa.select(w).where(w.c.study == self.name)).mappings()]
 
-    def reap_lost(self, lost_after: float | None = None) -> list[str]:
-        """Mark runs whose worker has been silent too long as lost, fail their trials, queue them again.
+    def reap_lost(self, lost_after: float | None = None, *, follow_ups: FollowUps | None = None) -> list[str]:
+        """Settle the runs of workers silent for `lost_after` s; returns the keys acted on.
 
+        A run whose trial had already ended (its worker died after recording the result, before
+        marking the queue row) is settled as done, pruned or failed and never trained again;
+        `follow_ups(row, trial)` gives the runs to queue after it (a population's next generation),
+        queued before the row leaves "running" so that waiting workers keep seeing work. Any other
+        run is marked lost, its trial (if it has one yet) failed as "worker lost", and queued again.
         Any process may call this on its own clock; the conditional UPDATE makes exactly one of
-        them act on each lost run."""
+        them act on each row."""
         from optuna.trial import TrialState
 
         lost_after = self.sweep.worker.lost_after if lost_after is None else lost_after
         now = time.time()
         beats = {w["id"]: (w["heartbeat"], w["state"]) for w in self.workers()}
+        ended = {TrialState.COMPLETE: states.DONE, TrialState.PRUNED: states.PRUNED, TrialState.FAIL: states.FAILED}
         done: list[str] = []
-        for row in self.rows(["running"]):
+        for row in self.rows([states.RUNNING]):
             beat, state = beats.get(row.worker or "", (0.0, "lost"))
             if state == "alive" and now - beat < lost_after:
                 continue
-            if not self.set_row(row.id, only_if_state="running", state="lost"):
+            trial = self._trial_of(row)
+            if trial is not None and trial.state in ended:
+                if follow_ups is not None:
+                    try:
+                        self.enqueue(follow_ups(row, trial))
+                    except Exception as exc:  # the row still ends; `strategy.recover` queues what is missing on resume
+                        log.warning("run %s: could not queue the runs after it: %s", row.key, exc)
+                if self.set_row(row.id, only_if_state=states.RUNNING, state=ended[trial.state], trial_number=trial.number):
+                    done.append(row.key)
                 continue
-            if row.trial_number is not None:
+            note = states.WORKER_LOST if trial is not None else f"{states.WORKER_LOST} before the run's trial was created"
+            if not self.set_row(row.id, only_if_state=states.RUNNING, state=states.LOST, attrs=dict(row.attrs, lost_reason=note)):
+                continue
+            if trial is not None:
                 try:
-                    trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, row.trial_number)
-                    self.study._storage.set_trial_user_attr(trial_id, "failure_reason", "worker lost")
-                    self.study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-                except Exception:  # already finished by a worker that came back: its result stands
+                    self.study._storage.set_trial_user_attr(trial._trial_id, "failure_reason", states.WORKER_LOST)
+                    self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                except Exception:  # finished this instant by a worker that came back: its result stands
                     pass
-            self.requeue(row, "worker lost")
+                row.trial_number = trial.number
+            self.requeue(row, states.WORKER_LOST)
             done.append(row.key)
         return done
 
+    def _trial_of(self, row: QueueRow) -> Any:
+        """The trial of a claimed run, or None. A worker records the trial's number on the row just
+        after creating the trial, so a worker killed in between leaves a RUNNING trial that only
+        its `key` attribute links to the row."""
+        from optuna.trial import TrialState
+
+        if row.trial_number is not None:
+            return self.trial(row.trial_number)
+        running = self.study.get_trials(deepcopy=False, states=[TrialState.RUNNING])
+        return next((t for t in running if t.user_attrs.get("key") == row.key), None)
 
 def _check_compatible(stored_json: str | None, loaded: LoadedSweep, url: str) -> None:
     """--force may widen or narrow ranges, but Optuna cannot hold two different choice lists (or a

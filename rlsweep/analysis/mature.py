@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.analysis.reseed import CHILDREN_ATTR
+from rlsweep.study import CHILDREN_ATTR
 
 MATURE_SEED_BASE = 1_000_000_000  # far above training seeds and the periodic evaluation seeds
 METRIC = "mature/return"
@@ -84,7 +84,7 @@ def evaluate(model: str, config: dict[str, Any], seeds: Sequence[int]) -> list[f
 
     torch.set_num_threads(1)
     from rlsweep.trainers.sb3 import load_policy
-    from rlsweep.trainers.sb3_env import make_env
+    from rlsweep.trainers.sb3.env import make_env
 
     policy = load_policy(model, config)
     env = make_env(config, seeds[0])

@@ -1,4 +1,5 @@
-"""Reseed: re-train the top configurations of a study on fresh seeds, in a linked child study.
+"""Reseed: the sweep of a child study that re-trains the top configurations on fresh seeds (read-only;
+rlsweep.api.children creates and links the child).
 
 The child is an ordinary study (strategy `list`) in the same storage, so the same workers and
 launchers run it and `top` ranks it on the new seeds alone. Its seed numbers start after the
@@ -13,9 +14,6 @@ from typing import Any
 from rlsweep.analysis.ranking import rank
 from rlsweep.config import load_sweep
 from rlsweep.errors import ConfigError
-
-PARENT_ATTR = "rlsweep:parent"
-CHILDREN_ATTR = "rlsweep:children"
 
 
 def max_seed_number(handle: Any) -> int:
@@ -41,22 +39,3 @@ def reseed_sweep(parent: Any, top: int, seeds: int, *, name: str | None = None, 
     data["strategy"]["pruner"] = "none"
     data["artifacts"] = None
     return load_sweep(data, file=f"<reseed of {parent.name}>")
-
-
-def link(parent: Any, child: Any) -> None:
-    children = list(parent.study.user_attrs.get(CHILDREN_ATTR, []))
-    if child.name not in children:
-        parent.study.set_user_attr(CHILDREN_ATTR, [*children, child.name])
-    child.study.set_user_attr(PARENT_ATTR, parent.name)
-
-
-def start_child(parent: Any, loaded: Any) -> Any:
-    """Create (or reopen) a child study in the parent's storage, link the two and queue its runs."""
-    from rlsweep.strategies import make_strategy
-    from rlsweep.study import StudyHandle
-
-    child = StudyHandle.create_or_load(loaded, parent.url)
-    link(parent, child)
-    child.enqueue(make_strategy(loaded).initial_runs())
-    child.reap_lost()
-    return child

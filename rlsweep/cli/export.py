@@ -17,12 +17,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from rlsweep.api import Study
 
-    from rlsweep.analysis.export import export_study
-
-    handle = open_handle(args)
-    out = Path(args.out or f"runs/{handle.name}/export")
-    for path in export_study(handle, out, args.format):
+    for path in Study(open_handle(args)).export(args.format, args.out):
         print(f"wrote {path}")
     return 0

@@ -7,8 +7,6 @@ from typing import Any
 
 from rlsweep.cli._common import add_study_args, fmt, open_handle
 
-POPULATION = ("pbt", "pb2", "pb2_mixed")
-
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -30,29 +28,16 @@ def execute(args: argparse.Namespace) -> int:
     import math
 
     from rlsweep.analysis import lineage
-    from rlsweep.errors import ConfigError
+    from rlsweep.api import Study
 
-    handle = open_handle(args)
-    sweep = handle.sweep
-    if sweep.strategy.name not in POPULATION:
-        raise ConfigError(
-            f"study '{handle.name}' uses strategy '{sweep.strategy.name}'; lineage needs pbt, pb2 or pb2_mixed"
-        )
-    runs = lineage.population_runs(
-        handle.study.get_trials(deepcopy=False), handle.decode, interval=sweep.strategy.interval
-    )
-    if not runs:
+    study = Study(open_handle(args))
+    handle, sweep = study.handle, study.handle.sweep
+    chain = study.ancestry(args.member)
+    if not chain:
         print(f"study '{handle.name}': no finished population runs yet")
         return 0
-    mode = sweep.objective.mode
-    if args.member is not None:
-        try:
-            last = lineage.latest(runs, args.member)
-        except ValueError as exc:
-            raise ConfigError(f"--member: {exc}") from None
-    else:
-        last = lineage.winner(runs, mode)
-    chain = lineage.ancestry(runs, last)
+    runs = study.population_runs()
+    last = chain[-1]
     metric = sweep.objective.metric
     if args.json:
         rows = [

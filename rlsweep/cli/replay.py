@@ -33,74 +33,32 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    import json
-    import os
+    import sys
 
-    from rlsweep.analysis import replay
-    from rlsweep.analysis.reseed import start_child
-    from rlsweep.cli.lineage import POPULATION
-    from rlsweep.cli.run import supervise
-    from rlsweep.config import load_sweep
-    from rlsweep.errors import ConfigError, StorageError
-    from rlsweep.study import SWEEP_ATTR, StudyHandle
+    from rlsweep.api import Study
+    from rlsweep.errors import ConfigError
 
-    if args.seeds <= 0:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     if args.workers is not None and args.workers <= 0:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    parent = open_handle(args)
-    if parent.sweep.strategy.name not in POPULATION:
-        raise ConfigError(
-            f"study '{parent.name}' uses strategy '{parent.sweep.strategy.name}'; replay needs pbt, pb2 or pb2_mixed"
-        )
-    trials = parent.study.get_trials(deepcopy=False)
-    runs = replay.load_runs(parent)
+    parent = Study(open_handle(args))
     try:
-        plan = replay.plan_replay(
-            runs, parent.name, mode=parent.sweep.objective.mode, member=args.member, static=args.static
+        child = parent.replay(
+            args.seeds,
+            member=args.member,
+            static=args.static,
+            name=args.name,
+            workers=args.workers,
+            progress=sys.stdout,
+            progress_every=1e9 if args.quiet else 10.0,
+            echo=lambda message: print(message, flush=True),
         )
-    except ValueError as exc:
-        raise ConfigError(f"--member: {exc}") from None
-    data = replay.child_sweep(
-        parent.loaded.to_dict(),
-        plan,
-        args.seeds,
-        name=args.name,
-        first_seed=replay.fresh_seed(trials, parent.sweep.seed),
-    )
-    loaded = load_sweep(data, file=f"<replay of {parent.name}>")
-    try:
-        existing = StudyHandle.load(loaded.sweep.study, parent.url)
-    except StorageError:
-        existing = None
-    if existing is not None and existing.study.user_attrs.get(SWEEP_ATTR) != json.dumps(
-        loaded.to_dict(), sort_keys=True
-    ):
-        raise ConfigError(
-            f"study '{loaded.sweep.study}' exists with another replay plan (the winner, seeds or options changed); "
-            "give --name to start another replay beside it"
-        )
-    child = start_child(parent, loaded)
-    first = loaded.sweep.seed
-    print(
-        f"replay of '{parent.name}': run {plan.last.number} (member {plan.last.member}, generation {plan.last.generation}, "
-        f"{parent.sweep.objective.metric} = {fmt(plan.last.score)}), {len(plan.segments)} segment(s), {plan.steps} steps"
-    )
-    print(f"static arm: {_static_label(plan)}: {_values(plan.static_values)}")
-    print(
-        f"{args.seeds} fresh seeds {first}..{first + args.seeds - 1} per arm -> study '{child.name}'",
-        flush=True,
-    )
-    counts = child.row_counts()
-    code = 0
-    if counts.get("waiting") or counts.get("running"):
-        n_workers = args.workers or loaded.sweep.strategy.workers or os.cpu_count() or 1
-        code = supervise(child, n_workers, quiet=args.quiet)
-        if code == 130:
-            return code
-    arms = replay.results(child.study.get_trials(deepcopy=False), child.decode)
-    print_results(arms, parent.sweep.objective.metric, parent.sweep.objective.mode)
-    return code
+    except KeyboardInterrupt:
+        return 130
+    if child.result is not None and child.result.started:
+        print(f"next: rlsweep top {child.name}")
+    objective = parent.handle.sweep.objective
+    print_results(child.replay_results(), objective.metric, objective.mode)
+    return child.result.code if child.result is not None else 0
 
 
 def print_results(arms: dict[str, Any], metric: str, mode: str) -> None:
@@ -134,17 +92,3 @@ def print_results(arms: dict[str, Any], metric: str, mode: str) -> None:
         print(
             f"difference (schedule - static): mean {s.mean - t.mean:+.4g}, IQM {s.iqm - t.iqm:+.4g} ({verdict} on the mean)"
         )
-
-
-def _static_label(plan: Any) -> str:
-    r = plan.static_from
-    what = (
-        "the schedule's initial configuration"
-        if plan.static == "initial"
-        else "the best generation-0 configuration"
-    )
-    return f"{what} (run {r.number}, member {r.member})"
-
-
-def _values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(values.items())) or "no searched values"

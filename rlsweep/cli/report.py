@@ -25,14 +25,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def execute(args: argparse.Namespace) -> int:
     import time
 
+    from rlsweep.api import Study
     from rlsweep.errors import ConfigError
-    from rlsweep.report.study import build_study_report
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
     t0 = time.perf_counter()
-    handle = open_handle(args)
-    index = build_study_report(handle, args.out, top=args.top)
+    index = Study(open_handle(args)).report(args.out, top=args.top)
     print(f"wrote {index} in {time.perf_counter() - t0:.1f}s")
     if args.open:
         open_in_browser(index)

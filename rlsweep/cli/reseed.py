@@ -21,24 +21,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    import os
+    import sys
 
-    from rlsweep.analysis.reseed import reseed_sweep, start_child
-    from rlsweep.cli.run import supervise
-    from rlsweep.errors import ConfigError
+    from rlsweep.api import Study
 
-    if args.top <= 0 or args.seeds <= 0:
-        raise ConfigError(f"--top and --seeds must be at least 1, got {args.top} and {args.seeds}")
-    parent = open_handle(args)
-    loaded = reseed_sweep(parent, args.top, args.seeds, name=args.name, statistic=args.by)
-    child = start_child(parent, loaded)
-    s = loaded.sweep.strategy
-    print(
-        f"reseed: {len(s.configs)} configuration(s) of '{parent.name}' x {s.seeds} seeds "
-        f"(seed numbers {s.seed_offset}..{s.seed_offset + s.seeds - 1}, unused by the parent) -> study '{child.name}'"
+    parent = Study(open_handle(args))
+    child = parent.reseed(
+        args.top,
+        args.seeds,
+        by=args.by,
+        name=args.name,
+        workers=args.workers,
+        progress=sys.stdout,
+        progress_every=1e9 if args.quiet else 10.0,
+        echo=lambda message: print(message, flush=True),
     )
-    counts = child.row_counts()
-    if not counts.get("waiting") and not counts.get("running"):
-        print(f"nothing left to run; see 'rlsweep top {child.name} --storage ...'")
-        return 0
-    return supervise(child, args.workers or s.workers or os.cpu_count() or 1, quiet=args.quiet)
+    if child.result is not None and child.result.started:
+        print(f"next: rlsweep top {child.name}")
+        return child.result.code
+    return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 
@@ -48,18 +47,9 @@ def quickstart(args: argparse.Namespace) -> dict[str, Any]:
 
     if not (args.algo and args.env):
         raise ConfigError("give a sweep file, or both --algo and --env")
-    from rlsweep.trainers.sb3_spaces import default_space
+    from rlsweep.trainers import quickstart_sweep
 
-    algo = args.algo
-    timesteps = args.timesteps or 50_000
-    return {
-        "study": f"{args.env.split(':')[-1]}-{algo}".lower().replace("/", "-"),
-        "trainer": {"kind": "sb3", "algo": algo, "env": args.env, "timesteps": timesteps},
-        "eval": {"every": max(timesteps // 10, 1000), "episodes": 5},
-        "objective": {"metric": "eval/mean_return", "mode": "max", "reduce": "mean_last", "k": 2},
-        "strategy": {"name": "tpe", "runs": args.runs or 20, "pruner": "median"},
-        "params": default_space(algo),
-    }
+    return quickstart_sweep(args.algo, args.env, args.timesteps or 50_000, args.runs or 20)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -68,6 +58,9 @@ def execute(args: argparse.Namespace) -> int:
     from rlsweep.threads import limit_threads
 
     limit_threads()
+    import sys
+
+    from rlsweep.api.engine import start_sweep
     from rlsweep.config import load_sweep
     from rlsweep.errors import ConfigError
 
@@ -85,172 +78,18 @@ def execute(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers <= 0:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     loaded = load_sweep(source, overrides, file="<command line>" if not args.file else None)
-    return run_loaded(loaded, args)
-
-
-def run_loaded(loaded: Any, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from rlsweep import storage
-    from rlsweep.errors import ConfigError
-    from rlsweep.launchers.local import LocalLauncher
-    from rlsweep.strategies import make_strategy
-    from rlsweep.study import StudyHandle
-
-    sweep = loaded.sweep
-    url = args.storage or sweep.storage or storage.default_url(sweep.study)
-    if args.index is not None and sweep.strategy.name != "grid":
-        raise ConfigError(
-            f"--index needs the grid strategy, the sweep uses '{sweep.strategy.name}'",
-            file=loaded.file,
-            key="strategy.name",
-        )
-    if args.new:
-        loaded = _fresh_name(loaded, url)
-        sweep = loaded.sweep
-    if args.index is not None:
-        handle = StudyHandle.create_or_load(loaded, url, force=args.force)
-        return _run_index(handle, make_strategy(loaded), args.index)
-    n_workers = args.workers or sweep.strategy.workers or os.cpu_count() or 1
-    # Workers start now and import their libraries while the study is created; they begin only
-    # when `supervise` names the study, and simply exit if anything below fails (bad input: exit 2).
-    launcher = LocalLauncher(Path("runs") / sweep.study / "logs")
-    launcher.prestart(n_workers, warm_modules(sweep.trainer))
-    try:
-        handle = StudyHandle.create_or_load(loaded, url, force=args.force)
-        strategy = make_strategy(loaded)
-        handle.enqueue(strategy.initial_runs())
-        handle.reap_lost()
-        handle.enqueue(strategy.recover(handle))
-        counts = handle.row_counts()
-        if not counts.get("waiting", 0) and not counts.get("running", 0):
-            print(
-                f"study '{sweep.study}': nothing left to run ({_counts(counts)}); see 'rlsweep top {sweep.study}'"
-            )
-            return 1 if counts.get("failed", 0) else 0
-        print(
-            f"study '{sweep.study}' in {storage.redact(url)}: {_counts(counts)}; starting {n_workers} worker(s)",
-            flush=True,
-        )
-        return supervise(handle, n_workers, quiet=args.quiet, launcher=launcher)
-    finally:
-        launcher.discard()
-
-
-def warm_modules(trainer: dict[str, Any]) -> list[str]:
-    """What a worker of this trainer imports first (imported by standby workers ahead of time)."""
-    from rlsweep.trainers import TRAINERS
-
-    kind = str(trainer.get("kind"))
-    modules = [TRAINERS[kind].partition(":")[0]] if kind in TRAINERS else []
-    if kind == "sb3":
-        modules += ["stable_baselines3", "gymnasium"]
-    target = trainer.get("target")
-    if kind == "function" and isinstance(target, str) and ":" in target:
-        modules.append(target.partition(":")[0])
-    return modules
-
-
-def supervise(handle: Any, n_workers: int, *, quiet: bool = False, launcher: Any = None) -> int:
-    """Start local workers, show progress until they exit; Ctrl-C stops them cleanly (exit 130)."""
-    import time
-    from pathlib import Path
-
-    from rlsweep.launchers.local import LocalLauncher
-    from rlsweep.progress import Progress
-
-    log_dir = Path("runs") / handle.name / "logs"
-    launcher = launcher or LocalLauncher(log_dir)
-    launcher.launch(handle.name, handle.url, n_workers)
-    from rlsweep.strategies import make_strategy
-
-    progress = Progress(
-        handle, every=10.0 if not quiet else 1e9, planned=make_strategy(handle.loaded).planned()
+    result = start_sweep(
+        loaded,
+        workers=args.workers,
+        storage=args.storage,
+        new=args.new,
+        force=args.force,
+        index=args.index,
+        progress=sys.stdout,
+        progress_every=1e9 if args.quiet else 10.0,
+        echo=lambda message: print(message, flush=True),
     )
-    try:
-        with progress:
-            last = time.monotonic()
-            while launcher.alive():
-                time.sleep(0.05)  # notice the end at once; refresh the counts once a second
-                if time.monotonic() - last >= 1.0:
-                    progress.update()
-                    last = time.monotonic()
-        snap = progress.update()
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupting: running runs are marked interrupted and will resume on the next 'rlsweep run'",
-            flush=True,
-        )
-        launcher.interrupt()
-        launcher.wait(timeout=60)
-        return 130
-    codes = launcher.exit_codes()
-    crashed = [c for c in codes if c not in (0, None)]
-    if crashed:
-        print(f"{len(crashed)} worker(s) exited with an error (codes {codes}); logs in {log_dir}")
-    counts = handle.row_counts()
-    unfinished = counts.get("waiting", 0) + counts.get("running", 0)
-    print(f"finished: {snap.line()}")
-    if unfinished:
-        print(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
-    print(f"next: rlsweep top {handle.name}")
-    return 1 if (snap.failed or crashed or unfinished) else 0
-
-
-def _run_index(handle: Any, strategy: Any, index: int) -> int:
-    from rlsweep.errors import ConfigError
-    from rlsweep.worker import Worker
-
-    total = strategy.total()
-    if not 0 <= index < total:
-        raise ConfigError(
-            f"--index {index} is outside the grid: 0..{total - 1} ({total} runs); see 'rlsweep grid'"
-        )
-    spec = strategy.run_spec(index)
-    handle.enqueue([spec])
-    handle.reap_lost()
-    rows = {r.key: r for r in handle.rows()}
-    row = rows[spec.key]
-    if row.state in ("done", "pruned"):
-        print(f"index {index} already finished as run {row.trial_number} ({row.state}); not re-running it")
-        return 0
-    retry = [r for k, r in rows.items() if k.startswith(spec.key + "/retry:") and r.state == "waiting"]
-    key = retry[0].key if row.state != "waiting" and retry else spec.key
-    if rows.get(key) is None or rows[key].state != "waiting":
-        print(f"index {index} is {row.state} (worker {row.worker}); not starting it twice")
-        return 1 if row.state == "failed" else 0
-    worker = Worker(handle, echo=print)
-    worker.loop(only_key=key, max_runs=1)
-    final = {r.key: r for r in handle.rows()}[key]
-    return 0 if final.state in ("done", "pruned") else 1
-
-
-def _fresh_name(loaded: Any, url: str) -> Any:
-    """--new: the first free name study-2, study-3 … in this storage."""
-    import optuna
-
-    from rlsweep import storage
-    from rlsweep.config import load_sweep
-
-    try:
-        existing = {
-            s.study_name
-            for s in optuna.get_all_study_summaries(storage.open_optuna_storage(url, create=True))
-        }
-    except Exception:
-        existing = set()
-    name = loaded.sweep.study
-    if name not in existing:
-        return loaded
-    n = 2
-    while f"{name}-{n}" in existing:
-        n += 1
-    data = loaded.to_dict()
-    data["study"] = f"{name}-{n}"
-    print(f"study '{name}' exists; starting '{name}-{n}'")
-    return load_sweep(data, file=loaded.file)
-
-
-def _counts(counts: dict[str, int]) -> str:
-    order = ("waiting", "running", "done", "pruned", "failed", "lost", "interrupted")
-    return ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k)) or "no runs yet"
+    if result.started and args.index is None and result.code != 130:
+        population = loaded.sweep.strategy.name in ("pbt", "pb2", "pb2_mixed")
+        print(f"next: rlsweep {'lineage' if population else 'top'} {result.study}")
+    return result.code

@@ -22,10 +22,11 @@ def execute(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from rlsweep.analysis.ranking import export_best, rank
+    from rlsweep.analysis.ranking import export_best
+    from rlsweep.api import Study
 
     handle = open_handle(args)
-    ranked = rank(handle, statistic=args.by)[: args.n]
+    ranked = Study(handle).ranked(args.n, by=args.by)
     if args.json:
         print(json.dumps([
             {"rank": i, "config_id": r.config_id, "values": r.values, "runs": r.runs, "seeds": r.seeds, **vars(r.summary)}

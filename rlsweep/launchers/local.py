@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ class LocalLauncher(Launcher):
         finally:
             log.close()
 
-    def prestart(self, n_workers: int, warm: list[str] | None = None) -> None:
+    def prestart(self, n_workers: int, warm: Sequence[str] = ()) -> None:
         """Start n workers in standby while the study is being created; `launch` names the study.
 
         On Linux, the workers are forked from this process once it has imported Optuna's storage
@@ -77,13 +78,13 @@ class LocalLauncher(Launcher):
             for i in range(n_workers):
                 self._standby.append(self._start(i, base, self._env(i, gpus), stdin=subprocess.PIPE))
             return
-        from rlsweep.cli.worker import preload
+        from rlsweep.launchers.entry import preload
 
         preload()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for i in range(n_workers):
             self._standby.append(
-                _fork_worker(self.log_dir / f"worker-{i}.log", self._env(i, gpus), warm_args)
+                _fork_worker(self.log_dir / f"worker-{i}.log", self._env(i, gpus), list(warm or []))
             )
 
     def discard(self) -> None:
@@ -107,6 +108,9 @@ class LocalLauncher(Launcher):
     def launch(
         self, study: str, storage_url: str, n_workers: int, resources: dict[str, Any] | None = None
     ) -> None:
+        # Local workers share this machine; GPUs are spread over them (CUDA_VISIBLE_DEVICES), and a
+        # request for more GPUs than it has cannot be met here.
+        _check_resources(resources, len(visible_gpus()))
         message = (json.dumps({"study": study, "storage": storage_url}) + "\n").encode()
         ready, self._standby = self._standby[:n_workers], self._standby[n_workers:]
         for p in ready:
@@ -144,6 +148,21 @@ class LocalLauncher(Launcher):
     def exit_codes(self) -> list[int | None]:
         return [p.poll() for p in self.procs]
 
+    def log_location(self) -> str:
+        return str(self.log_dir)
+
+
+def _check_resources(resources: dict[str, Any] | None, gpus: int) -> None:
+    from rlsweep.errors import ConfigError
+
+    for name, amount in (resources or {}).items():
+        if name not in ("cpu", "gpu"):
+            raise ConfigError(f"resources: the local launcher knows cpu and gpu, got '{name}'")
+        if not isinstance(amount, (int, float)) or amount < 0:
+            raise ConfigError(f"resources: {name} must be a number >= 0, got {amount!r}")
+    if (resources or {}).get("gpu") and not gpus:
+        raise ConfigError(f"resources: gpu={resources['gpu']} asked for, but this machine shows no GPU")  # type: ignore[index]
+
 
 class _Forked:
     """A forked worker with the part of subprocess.Popen's interface the launcher uses."""
@@ -177,7 +196,7 @@ class _Forked:
         self.send_signal(signal.SIGKILL)
 
 
-def _fork_worker(log_path: Path, env: dict[str, str], warm_args: list[str]) -> _Forked:
+def _fork_worker(log_path: Path, env: dict[str, str], warm: list[str]) -> _Forked:
     """Fork a standby worker: its own session (a terminal's Ctrl-C reaches it once, through the
     launcher), output to `log_path`, the study's name and URL read from a pipe."""
     read_fd, write_fd = os.pipe()
@@ -204,9 +223,9 @@ def _fork_worker(log_path: Path, env: dict[str, str], warm_args: list[str]) -> _
 
             forget_engines_after_fork()
             sys.stdin = os.fdopen(read_fd, "r")
-            from rlsweep.cli import main
+            from rlsweep.launchers.entry import standby_main
 
-            code = main(["worker", "--study", "-", "--standby", *warm_args])
+            code = standby_main(warm)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:

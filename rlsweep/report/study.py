@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlsweep.analysis.reseed import CHILDREN_ATTR
+from rlsweep.study import CHILDREN_ATTR
 
 #: Rendered files the gallery shows (their sidecar is `<file>.json`).
 MEDIA_SUFFIXES = (".gif", ".mp4")

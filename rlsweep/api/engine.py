@@ -1,0 +1,227 @@
+"""The orchestration behind `rlsweep run` and `rlsweep.run`: create or resume a study, start workers,
+supervise them, and run one grid index in-process. Messages go through `echo`, handed in from above;
+nothing here prints. Errors are the typed RlsweepError family the CLI turns into exit codes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from rlsweep.config import LoadedSweep
+from rlsweep.errors import ConfigError
+
+Echo = Callable[[str], None]
+COUNT_ORDER = ("waiting", "running", "done", "pruned", "failed", "lost", "interrupted")
+
+
+def silent(message: str) -> None:
+    import logging
+
+    logging.getLogger("rlsweep").info(message)
+
+
+@dataclass
+class RunResult:
+    """How a sweep invocation ended: `code` is the CLI's exit code (0 done, 1 runs failed, 130 interrupted)."""
+
+    study: str
+    url: str
+    code: int
+    counts: dict[str, int] = field(default_factory=dict)
+    started: bool = False  # whether workers were started (False: nothing was left to run)
+    line: str = ""  # the progress line at the end
+
+
+def start_sweep(
+    loaded: LoadedSweep,
+    *,
+    workers: int | None = None,
+    storage: str | None = None,
+    new: bool = False,
+    force: bool = False,
+    index: int | None = None,
+    progress: TextIO | None = None,
+    progress_every: float = 10.0,
+    echo: Echo = silent,
+    launcher: Any = None,
+    resources: dict[str, Any] | None = None,
+) -> RunResult:
+    """Create or resume the study of `loaded`, run it to the end with `workers` local workers (or one
+    grid `index` in this process) and say how it ended."""
+    from rlsweep import storage as storage_mod
+    from rlsweep.launchers.local import LocalLauncher
+    from rlsweep.strategies import make_strategy
+    from rlsweep.study import StudyHandle
+
+    if workers is not None and workers <= 0:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    sweep = loaded.sweep
+    url = storage or sweep.storage or storage_mod.default_url(sweep.study)
+    if index is not None and sweep.strategy.name != "grid":
+        raise ConfigError(
+            f"--index needs the grid strategy, the sweep uses '{sweep.strategy.name}'", file=loaded.file, key="strategy.name"
+        )
+    if new:
+        loaded = fresh_name(loaded, url, echo)
+        sweep = loaded.sweep
+    if index is not None:
+        handle = StudyHandle.create_or_load(loaded, url, force=force)
+        return run_index(handle, make_strategy(loaded), index, echo)
+    n_workers = workers or sweep.strategy.workers or os.cpu_count() or 1
+    # Workers start now and import their libraries while the study is created; they begin only
+    # when `supervise` names the study, and simply exit if anything below fails (bad input: exit 2).
+    launcher = launcher or LocalLauncher(Path("runs") / sweep.study / "logs")
+    launcher.prestart(n_workers, warm_modules(sweep.trainer))
+    try:
+        handle = StudyHandle.create_or_load(loaded, url, force=force)
+        strategy = make_strategy(loaded)
+        handle.enqueue(strategy.initial_runs())
+        handle.reap_lost()
+        handle.enqueue(strategy.recover(handle))
+        counts = handle.row_counts()
+        if not counts.get("waiting", 0) and not counts.get("running", 0):
+            echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep top {sweep.study}'")
+            return RunResult(sweep.study, url, 1 if counts.get("failed", 0) else 0, counts)
+        echo(f"study '{sweep.study}' in {storage_mod.redact(url)}: {format_counts(counts)}; starting {n_workers} worker(s)")
+        return supervise(
+            handle, n_workers, progress=progress, progress_every=progress_every, echo=echo, launcher=launcher, resources=resources
+        )
+    finally:
+        launcher.discard()
+
+
+def warm_modules(trainer: dict[str, Any]) -> list[str]:
+    """What a worker of this trainer imports first (imported by standby workers ahead of time)."""
+    from rlsweep.trainers import get_trainer_class
+
+    try:
+        cls = get_trainer_class(str(trainer.get("kind")))
+    except ConfigError:
+        return []
+    hook = getattr(cls, "warm_modules", None)  # TEMP until the trainer hooks land
+    return list(hook(trainer)) if hook else [cls.__module__]
+
+
+def supervise(
+    handle: Any,
+    n_workers: int,
+    *,
+    progress: TextIO | None = None,
+    progress_every: float = 10.0,
+    echo: Echo = silent,
+    launcher: Any = None,
+    resources: dict[str, Any] | None = None,
+) -> RunResult:
+    """Start workers, follow the study until they exit; Ctrl-C stops them cleanly (code 130)."""
+    from rlsweep.launchers.local import LocalLauncher
+    from rlsweep.progress import Progress
+    from rlsweep.strategies import make_strategy
+
+    log_dir = Path("runs") / handle.name / "logs"
+    launcher = launcher or LocalLauncher(log_dir)
+    launcher.launch(handle.name, handle.url, n_workers, resources)
+    display = Progress(
+        handle,
+        out=progress if progress is not None else cast(TextIO, _NoDisplay()),
+        every=progress_every,
+        planned=make_strategy(handle.loaded).planned(),
+    )
+    try:
+        with display:
+            last = time.monotonic()
+            while launcher.alive():
+                time.sleep(0.05)  # notice the end at once; refresh the counts once a second
+                if time.monotonic() - last >= 1.0:
+                    display.update()
+                    last = time.monotonic()
+        snap = display.update()
+    except KeyboardInterrupt:
+        echo("\ninterrupting: running runs are marked interrupted and will resume on the next 'rlsweep run'")
+        launcher.interrupt()
+        launcher.wait(timeout=60)
+        return RunResult(handle.name, handle.url, 130, handle.row_counts(), started=True)
+    codes = launcher.exit_codes()
+    crashed = [c for c in codes if c not in (0, None)]
+    if crashed:
+        echo(f"{len(crashed)} worker(s) exited with an error (codes {codes}); logs in {launcher.log_location()}")
+    counts = handle.row_counts()
+    unfinished = counts.get("waiting", 0) + counts.get("running", 0)
+    echo(f"finished: {snap.line()}")
+    if unfinished:
+        echo(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
+    code = 1 if (snap.failed or crashed or unfinished) else 0
+    return RunResult(handle.name, handle.url, code, counts, started=True, line=snap.line())
+
+
+def run_index(handle: Any, strategy: Any, index: int, echo: Echo = silent) -> RunResult:
+    """Train grid run `index` in this process (an array job's task); re-running it never repeats it."""
+    from rlsweep.worker import Worker
+
+    total = strategy.total()
+    if not 0 <= index < total:
+        raise ConfigError(f"--index {index} is outside the grid: 0..{total - 1} ({total} runs); see 'rlsweep grid'")
+    spec = strategy.run_spec(index)
+    handle.enqueue([spec])
+    handle.reap_lost()
+    rows = {r.key: r for r in handle.rows()}
+    row = rows[spec.key]
+
+    def result(code: int) -> RunResult:
+        return RunResult(handle.name, handle.url, code, handle.row_counts(), started=True)
+
+    if row.state in ("done", "pruned"):
+        echo(f"index {index} already finished as run {row.trial_number} ({row.state}); not re-running it")
+        return result(0)
+    retry = [r for k, r in rows.items() if k.startswith(spec.key + "/retry:") and r.state == "waiting"]
+    key = retry[0].key if row.state != "waiting" and retry else spec.key
+    if rows.get(key) is None or rows[key].state != "waiting":
+        echo(f"index {index} is {row.state} (worker {row.worker}); not starting it twice")
+        return result(1 if row.state == "failed" else 0)
+    worker = Worker(handle, echo=echo)
+    worker.loop(only_key=key, max_runs=1)
+    final = {r.key: r for r in handle.rows()}[key]
+    return result(0 if final.state in ("done", "pruned") else 1)
+
+
+def fresh_name(loaded: LoadedSweep, url: str, echo: Echo = silent) -> LoadedSweep:
+    """--new: the first free name study-2, study-3 … in this storage."""
+    import optuna
+
+    from rlsweep import storage
+    from rlsweep.config import load_sweep
+
+    try:
+        existing = {s.study_name for s in optuna.get_all_study_summaries(storage.open_optuna_storage(url, create=True))}
+    except Exception:
+        existing = set()
+    name = loaded.sweep.study
+    if name not in existing:
+        return loaded
+    n = 2
+    while f"{name}-{n}" in existing:
+        n += 1
+    data = loaded.to_dict()
+    data["study"] = f"{name}-{n}"
+    echo(f"study '{name}' exists; starting '{name}-{n}'")
+    return load_sweep(data, file=loaded.file)
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[k]} {k}" for k in COUNT_ORDER if counts.get(k)) or "no runs yet"
+
+
+class _NoDisplay:
+    """Where progress goes when no display was asked for (the Python API's default)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
