@@ -229,7 +229,7 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
     # list) without params is a fixed configuration repeated over seeds and stays so.
     searching = sweep.strategy.name not in ("grid", "list")
     if sweep.trainer.get("kind") == "sb3" and (sweep.default_params or (searching and not sweep.params)):
-        from rlsweep.trainers.sb3_spaces import default_space, merge_space
+        from rlsweep.trainers.sb3.spaces import default_space, merge_space
 
         try:
             sweep.params = merge_space(default_space(str(sweep.trainer.get("algo", ""))), sweep.params)

@@ -13,7 +13,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from rlsweep.trainers.sb3_spaces import SPACES, default_space
+    from rlsweep.trainers.sb3.spaces import SPACES, default_space
 
     space = default_space(args.algo)
     name = next(n for n in SPACES if n.lower() == args.algo.lower())

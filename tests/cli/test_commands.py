@@ -390,7 +390,7 @@ def test_quick_start_without_a_sweep_file(tmp_path: Path, monkeypatch: pytest.Mo
     """`rlsweep run --algo ppo --env CartPole-v1 --runs N --timesteps T`: a study named after the env
     and algorithm, searching PPO's default space with real SB3 runs."""
     pytest.importorskip("stable_baselines3")
-    from rlsweep.trainers.sb3_spaces import default_space
+    from rlsweep.trainers.sb3.spaces import default_space
 
     monkeypatch.chdir(tmp_path)
     code = main(["run", "--algo", "ppo", "--env", "CartPole-v1", "--runs", "2", "--timesteps", "1000",

@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 from rlsweep.errors import ConfigError, TrainerError  # noqa: E402
 from rlsweep.trainers._base import Decision, RunContext  # noqa: E402
 from rlsweep.trainers.sb3 import SB3Trainer, load_policy, make_env  # noqa: E402
-from rlsweep.trainers.sb3_algos import load_for_continuing, weights_hash  # noqa: E402
-from rlsweep.trainers.sb3_spaces import SPACES, default_space, merge_space  # noqa: E402
+from rlsweep.trainers.sb3.algos import load_for_continuing, weights_hash  # noqa: E402
+from rlsweep.trainers.sb3.spaces import SPACES, default_space, merge_space  # noqa: E402
 
 CARTPOLE = {"kind": "sb3", "algo": "PPO", "env": "CartPole-v1", "timesteps": 1024, "n_envs": 2}
 TINY_PPO = {"n_steps": 128, "batch_size": 64, "n_epochs": 2, "policy_kwargs": {"net_arch": [16, 16]}}
@@ -239,7 +239,7 @@ def test_space_command_prints_pasteable_yaml(capsys: pytest.CaptureFixture[str])
 
 
 def test_package_import_stays_light() -> None:
-    code = "import sys, rlsweep.trainers, rlsweep.trainers.sb3_spaces, rlsweep.cli.space; print(any(m in sys.modules for m in ('torch', 'stable_baselines3', 'gymnasium')))"
+    code = "import sys, rlsweep.trainers, rlsweep.trainers.sb3.spaces, rlsweep.cli.space; print(any(m in sys.modules for m in ('torch', 'stable_baselines3', 'gymnasium')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -365,8 +365,8 @@ def test_continue_from_checkpoint_applies_new_hyperparameters(tmp_path: Path) ->
         "ent_coef": 0.01,
     }
 
-    from rlsweep.trainers.sb3 import _build_model
-    from rlsweep.trainers.sb3_env import make_vec_env
+    from rlsweep.trainers.sb3.env import make_vec_env
+    from rlsweep.trainers.sb3.training import _build_model
 
     run, _, _ = make_run(
         tmp_path / "next", config, new, start_checkpoint=checkpoint, start_step=512, budget=512
@@ -404,8 +404,8 @@ def test_continue_from_checkpoint_applies_new_hyperparameters(tmp_path: Path) ->
 def test_continue_off_policy_sets_every_optimizer(tmp_path: Path) -> None:
     from stable_baselines3 import SAC
 
-    from rlsweep.trainers.sb3 import _build_model
-    from rlsweep.trainers.sb3_env import make_vec_env
+    from rlsweep.trainers.sb3.env import make_vec_env
+    from rlsweep.trainers.sb3.training import _build_model
 
     config = {"kind": "sb3", "algo": "SAC", "env": "Pendulum-v1", "timesteps": 300}
     hyper = {"learning_starts": 100, "batch_size": 32, "policy_kwargs": {"net_arch": [16]}}
@@ -429,7 +429,7 @@ def test_continue_refuses_a_different_network(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
     _, donor = train(tmp_path / "donor", CARTPOLE, TINY_PPO)
-    from rlsweep.trainers.sb3_env import make_vec_env
+    from rlsweep.trainers.sb3.env import make_vec_env
 
     venv = make_vec_env(CARTPOLE, 2)
     try:
@@ -476,7 +476,7 @@ def test_make_env_is_seeded() -> None:
 
 def test_sweep_without_params_uses_the_default_space_and_overrides_key_by_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from rlsweep.config import load_sweep
-    from rlsweep.trainers.sb3_spaces import default_space
+    from rlsweep.trainers.sb3.spaces import default_space
 
     base = {"study": "d", "trainer": {"kind": "sb3", "algo": "PPO", "env": "CartPole-v1", "timesteps": 1000}}
     loaded = load_sweep({**base, "strategy": {"name": "tpe"}})

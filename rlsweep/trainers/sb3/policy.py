@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from rlsweep.errors import TrainerError
-from rlsweep.trainers.sb3_algos import algorithm_class
-from rlsweep.trainers.sb3_env import normalize_settings, vecnormalize_path
+from rlsweep.trainers.sb3.algos import algorithm_class
+from rlsweep.trainers.sb3.env import normalize_settings, vecnormalize_path
 
 
 class SB3Policy:

@@ -1,8 +1,6 @@
-"""The Stable-Baselines3 trainer: `trainer: {kind: sb3, algo: PPO, env: CartPole-v1, ...}`.
-
-One run = one SB3 model trained for `run.budget` steps, evaluated every `run.eval_every` steps on
-its own seeded environments, saved atomically (final, best, periodic checkpoints). The heavy
-imports (torch, SB3, Gymnasium) live in the sb3* modules, never in the package import.
+"""The SB3 training loop behind SB3Trainer.train: one run = one SB3 model trained for `run.budget`
+steps, evaluated every `run.eval_every` steps on its own seeded environments, saved atomically
+(final, best, periodic checkpoints). Importing this module imports torch, SB3 and Gymnasium.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,91 +15,75 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlsweep.errors import TrainerError
-from rlsweep.trainers._base import Decision, RunContext, Trainer, atomic_path, commit_file
-from rlsweep.trainers.sb3_algos import (
-    algorithm_class,
-    algorithm_kwargs,
-    load_for_continuing,
-)
-from rlsweep.trainers.sb3_env import (
+from rlsweep.trainers._base import Decision, RunContext, atomic_path, commit_file
+from rlsweep.trainers.sb3.algos import algorithm_class, algorithm_kwargs, load_for_continuing
+from rlsweep.trainers.sb3.env import (
     EVAL_SEED_OFFSET,
     EpisodeRunner,
     load_vecnormalize,
-    make_env,  # re-exported: the render code builds its env through this module
     make_vec_env,
     normalize_settings,
     vecnormalize_path,
 )
-from rlsweep.trainers.sb3_policy import SB3Policy, load_policy  # re-exported for render/mature
-from rlsweep.trainers.sb3_validate import validate_settings
 
-__all__ = ["SB3Trainer", "SB3Policy", "load_policy", "make_env", "vecnormalize_path"]
+__all__ = ["train"]
 
 _TRAIN_METRIC_SKIP = ("train/n_updates",)  # a counter, not a metric worth a curve
 
 
-class SB3Trainer(Trainer):
-    """Trains one run with a Stable-Baselines3 (or sb3-contrib) algorithm."""
+def train(run: RunContext) -> None:
+    """Train one run (SB3Trainer.train); the settings are in run.config."""
+    import torch
 
-    #: the trainer writes its reported metrics to artifact_dir/tb itself (the worker then does not)
-    writes_tensorboard = True
+    config = run.config
+    torch.set_num_threads(int(config.get("threads", 1)))
+    algo_cls = algorithm_class(str(config["algo"]))
+    hyper = {**(config.get("kwargs") or {}), **run.hyperparams}
+    device = _device(str(config.get("device", "auto")))
+    with contextlib.ExitStack() as cleanup:  # envs and the event file are closed however the run ends
+        venv = make_vec_env(config, int(config.get("n_envs", 1)))
+        cleanup.callback(lambda: venv.close())  # venv is rebound below when VecNormalize wraps it
+        evaluator = EpisodeRunner(config, run.eval_episodes, run.seed + EVAL_SEED_OFFSET)
+        cleanup.callback(evaluator.close)
+        writer = _tensorboard(run.artifact_dir / "tb")
+        if writer is not None:
+            cleanup.callback(writer.close)
+        model, venv = _build_model(run, algo_cls, venv, hyper, device)
+        from stable_baselines3 import __version__ as sb3_version
 
-    @classmethod
-    def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
-        validate_settings(settings, hyperparams, file)
-
-    def train(self, run: RunContext) -> None:
-        import torch
-
-        config = run.config
-        torch.set_num_threads(int(config.get("threads", 1)))
-        algo_cls = algorithm_class(str(config["algo"]))
-        hyper = {**(config.get("kwargs") or {}), **run.hyperparams}
-        device = _device(str(config.get("device", "auto")))
-        with contextlib.ExitStack() as cleanup:  # envs and the event file are closed however the run ends
-            venv = make_vec_env(config, int(config.get("n_envs", 1)))
-            cleanup.callback(lambda: venv.close())  # venv is rebound below when VecNormalize wraps it
-            evaluator = EpisodeRunner(config, run.eval_episodes, run.seed + EVAL_SEED_OFFSET)
-            cleanup.callback(evaluator.close)
-            writer = _tensorboard(run.artifact_dir / "tb")
-            if writer is not None:
-                cleanup.callback(writer.close)
-            model, venv = _build_model(run, algo_cls, venv, hyper, device)
-            from stable_baselines3 import __version__ as sb3_version
-
-            run.record(
-                "trainer_info",
-                {
-                    "algo": algo_cls.__name__,
-                    "sb3": sb3_version,
-                    "torch": torch.__version__,
-                    "device": str(model.device),
-                },
+        run.record(
+            "trainer_info",
+            {
+                "algo": algo_cls.__name__,
+                "sb3": sb3_version,
+                "torch": torch.__version__,
+                "device": str(model.device),
+            },
+        )
+        session = _Session(run, model, evaluator, writer, deterministic=_deterministic(run))
+        callback = _RunCallback(session)
+        try:
+            model.learn(
+                total_timesteps=run.budget,
+                callback=callback,
+                log_interval=None,  # type: ignore[arg-type]  # no SB3 log dumps: rlsweep reports instead
+                reset_num_timesteps=run.start_checkpoint is None,
             )
-            session = _Session(run, model, evaluator, writer, deterministic=_deterministic(run))
-            callback = _RunCallback(session)
-            try:
-                model.learn(
-                    total_timesteps=run.budget,
-                    callback=callback,
-                    log_interval=None,  # type: ignore[arg-type]  # no SB3 log dumps: rlsweep reports instead
-                    reset_num_timesteps=run.start_checkpoint is None,
-                )
-            except _Stop:
-                pass
-            except (ValueError, RuntimeError) as exc:
-                # NaN weights make torch's distributions raise before any loss is reported
-                step = session.global_step()
-                if _non_finite_weights(model):
-                    raise TrainerError(f"diverged: network weights not finite at step {step}") from exc
-                if "nan" in str(exc).lower() or "invalid values" in str(exc):
-                    raise TrainerError(
-                        f"diverged: non-finite values in training at step {step} ({_first_line(exc)[:120]})"
-                    ) from exc
-                raise
-            if session.decision is Decision.CONTINUE and session.last_report_step != session.global_step():
-                session.evaluate_and_report()
-            session.save_final()
+        except _Stop:
+            pass
+        except (ValueError, RuntimeError) as exc:
+            # NaN weights make torch's distributions raise before any loss is reported
+            step = session.global_step()
+            if _non_finite_weights(model):
+                raise TrainerError(f"diverged: network weights not finite at step {step}") from exc
+            if "nan" in str(exc).lower() or "invalid values" in str(exc):
+                raise TrainerError(
+                    f"diverged: non-finite values in training at step {step} ({_first_line(exc)[:120]})"
+                ) from exc
+            raise
+        if session.decision is Decision.CONTINUE and session.last_report_step != session.global_step():
+            session.evaluate_and_report()
+        session.save_final()
 
 
 def _build_model(

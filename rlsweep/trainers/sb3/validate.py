@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlsweep.errors import ConfigError, closest
-from rlsweep.trainers.sb3_algos import algorithm_class, canonical_algo, check_action_space, check_hyperparams
-from rlsweep.trainers.sb3_env import NORMALIZE_KEYS, VEC_ENVS, build_env, check_env_id
+from rlsweep.trainers.sb3.algos import algorithm_class, canonical_algo, check_action_space, check_hyperparams
+from rlsweep.trainers.sb3.env import NORMALIZE_KEYS, VEC_ENVS, build_env, check_env_id
 
 # The trainer section's keys and what each means (used in the unknown-key error).
 SETTINGS: dict[str, str] = {
