@@ -106,7 +106,7 @@ class Sweep(_Model):
     stop: list[Gate] = Field(default_factory=list, description="threshold gates")
     params: dict[str, Any] = Field(default_factory=dict, description="the algorithm's hyperparameters (markers allowed)")
     default_params: bool = Field(
-        False, description="sb3: start from the algorithm's default search space; keys in params override it key by key"
+        False, description="start from the trainer's default search space; keys in params override it key by key"
     )
     storage: str | None = Field(None, description="SQLAlchemy URL or journal file (default sqlite:///runs/<study>/study.db)")
     artifacts: str | None = Field(None, description="artifact root (default runs/<study>/artifacts)")
@@ -228,13 +228,17 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
     # A searching strategy with nothing to search gets the algorithm's default space; a grid (or
     # list) without params is a fixed configuration repeated over seeds and stays so.
     searching = sweep.strategy.name not in ("grid", "list")
-    if sweep.trainer.get("kind") == "sb3" and (sweep.default_params or (searching and not sweep.params)):
-        from rlsweep.trainers.sb3.spaces import default_space, merge_space
+    from rlsweep.trainers import get_trainer_class
 
+    trainer_cls = get_trainer_class(str(sweep.trainer.get("kind")), file=file)
+    if sweep.default_params or (searching and not sweep.params):
         try:
-            sweep.params = merge_space(default_space(str(sweep.trainer.get("algo", ""))), sweep.params)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).split(": ", 1)[1], file=file, key="trainer.algo") from None
+            defaults = trainer_cls.default_space(sweep.trainer)
+        except ConfigError as exc:  # raised without the file: name it, keep the trainer's key
+            message = str(exc).removeprefix(f"{exc.key}: ") if exc.key else str(exc)
+            raise ConfigError(message, file=file, key=exc.key or "trainer") from None
+        if defaults is not None:
+            sweep.params = trainer_cls.merge_space(defaults, sweep.params)
     space = build_space(sweep.trainer, sweep.params, file)
     if sweep.strategy.name == "grid":
         for param in space.params:
@@ -242,9 +246,6 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
                 param.grid_values()
             except ConfigError as exc:
                 raise ConfigError(str(exc).split(": ", 1)[1], file=file, key=_section_key(param.name)) from None
-    from rlsweep.trainers import get_trainer_class
-
-    trainer_cls = get_trainer_class(str(sweep.trainer.get("kind")), file=file)
     trainer_settings, hyper = space.representative()
     trainer_cls.validate(trainer_settings, hyper, file)
     return LoadedSweep(sweep, space, file)
@@ -254,6 +255,13 @@ def _section_key(name: str) -> str:
     return name if name.startswith("trainer.") else f"params.{name}"
 
 
+def _trainer_kinds() -> str:
+    from rlsweep.trainers import TRAINERS
+
+    *rest, last = TRAINERS
+    return f"{', '.join(rest)} or {last}" if rest else last
+
+
 def _check_semantics(sweep: Sweep, file: str) -> None:
     if not _NAME.match(sweep.study):
         raise ConfigError(
@@ -261,7 +269,7 @@ def _check_semantics(sweep: Sweep, file: str) -> None:
         )
     kind = sweep.trainer.get("kind")
     if not isinstance(kind, str):
-        raise ConfigError("needs 'kind' (function, sb3, command or jax)", file=file, key="trainer.kind")
+        raise ConfigError(f"needs 'kind' ({_trainer_kinds()})", file=file, key="trainer.kind")
     name = sweep.strategy.name
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{name}'{closest(name, STRATEGIES)}; known: {', '.join(STRATEGIES)}", file=file, key="strategy.name")

@@ -358,13 +358,13 @@ def test_missing_gate_metric() -> None:
 
 def test_missing_trainer_kind() -> None:
     data = {"study": "s", "trainer": {"target": "rlsweep.examples.synthetic:train"}}
-    assert error(data) == "f.yaml: trainer.kind: needs 'kind' (function, sb3, command or jax)"
+    assert error(data) == "f.yaml: trainer.kind: needs 'kind' (function or sb3)"
 
 
 def test_unknown_trainer_kind() -> None:
     data = {"study": "s", "trainer": {"kind": "functoin"}}
     assert error(data) == (
-        "f.yaml: trainer.kind: unknown trainer kind 'functoin' (did you mean 'function'?); known: function, sb3, command, jax"
+        "f.yaml: trainer.kind: unknown trainer kind 'functoin' (did you mean 'function'?); known: function, sb3"
     )
 
 

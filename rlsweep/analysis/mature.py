@@ -80,14 +80,11 @@ def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]
 def evaluate(model: str, config: dict[str, Any], seeds: Sequence[int]) -> list[float]:
     """Returns of one episode per seed, deterministic actions (runs in a pool process)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
+    from rlsweep.trainers import policy_trainer
 
-    torch.set_num_threads(1)
-    from rlsweep.trainers.sb3 import load_policy
-    from rlsweep.trainers.sb3.env import make_env
-
-    policy = load_policy(model, config)
-    env = make_env(config, seeds[0])
+    trainer = policy_trainer(config, "mature")
+    policy = trainer.load_policy(config, model)
+    env = trainer.make_env(config, seeds[0])
     returns = []
     for seed in seeds:
         if hasattr(policy, "reset"):

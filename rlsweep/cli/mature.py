@@ -32,8 +32,9 @@ def execute(args: argparse.Namespace) -> int:
     if args.episodes <= 0:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     handle = open_handle(args)
-    if handle.sweep.trainer.get("kind") != "sb3":
-        raise ConfigError(f"mature evaluates saved SB3 policies; study '{handle.name}' uses the {handle.sweep.trainer.get('kind')} trainer")
+    from rlsweep.trainers import policy_trainer
+
+    policy_trainer(handle.sweep.trainer, "mature", handle.name)
     verdicts = judge(handle, args.threshold, args.episodes, how=args.statistic, source="reseed" if args.source == "reseed" else args.source, workers=args.workers or os.cpu_count() or 1)
     if not verdicts:
         print(f"no finished runs with a saved model in '{handle.name}'")

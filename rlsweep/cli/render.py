@@ -86,7 +86,7 @@ def execute(args: argparse.Namespace) -> int:
         "max_steps": args.max_steps,
     }
     handle = open_handle(args)
-    select.require_sb3(handle)
+    select.require_policies(handle)
     root = Path("runs")
     out_dir = Path(args.out) if args.out else root / handle.name / "render"
     if args.mature:

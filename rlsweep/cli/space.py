@@ -13,11 +13,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from rlsweep.trainers.sb3.spaces import SPACES, default_space
+    from rlsweep.trainers import QUICKSTART_KIND, get_trainer_class
 
-    space = default_space(args.algo)
-    name = next(n for n in SPACES if n.lower() == args.algo.lower())
-    print(f"# default search space for {name}; paste under a sweep file, change or drop any key")
+    # the quick-start trainer is the one whose algorithms have default spaces
+    space = get_trainer_class(QUICKSTART_KIND).default_space({"kind": QUICKSTART_KIND, "algo": args.algo}) or {}
+    print(f"# default search space for {args.algo.upper()}; paste under a sweep file, change or drop any key")
     print("params:")
     print(to_yaml(space, indent=1), end="")
     return 0

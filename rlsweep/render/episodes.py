@@ -1,8 +1,8 @@
 """Record seeded episodes of a policy and write them as GIF/MP4 with a JSON sidecar.
 
 `record_episode` works on any Gymnasium env with render_mode="rgb_array"; `render_policy` builds the
-env and the policy through the trainer (by default `rlsweep.trainers.sb3`), so a rendered episode is
-the same environment the run was trained and evaluated on. Rendering is headless: SDL's dummy video
+env and the policy through the hooks of the run's trainer (`Trainer.make_env`, `Trainer.load_policy`,
+chosen by the trainer section's `kind`), so a rendered episode is the same environment the run was trained and evaluated on. Rendering is headless: SDL's dummy video
 driver for classic control and Box2D, EGL for MuJoCo, unless the user chose otherwise.
 """
 
@@ -30,8 +30,9 @@ Policy = Callable[[Any], Any]
 #: Observations with more entries than this (images) are not kept per step: too big for descriptors.
 MAX_OBS_DIM = 1024
 
-DEFAULT_MAKE_ENV = "rlsweep.trainers.sb3:make_env"
-DEFAULT_LOAD_POLICY = "rlsweep.trainers.sb3:load_policy"
+#: None: build the env and load the policy through the hooks of the trainer named by `config["kind"]`.
+DEFAULT_MAKE_ENV: str | Callable[..., Any] | None = None
+DEFAULT_LOAD_POLICY: str | Callable[..., Any] | None = None
 
 
 @dataclass
@@ -183,6 +184,27 @@ def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
         raise ConfigError(f"cannot load {target!r} ({exc}); expected 'package.module:function'") from None
 
 
+def _env_and_policy(
+    config: Mapping[str, Any],
+    model_path: str | os.PathLike[str],
+    seed: int,
+    make_env: str | Callable[..., Any] | None,
+    load_policy: str | Callable[..., Any] | None,
+    study: str | None,
+) -> tuple[Any, Policy]:
+    # given functions are resolved first, so a bad name is reported as such
+    make = _resolve(make_env) if make_env is not None else None
+    load = _resolve(load_policy) if load_policy is not None else None
+    trainer: Any = None
+    if make is None or load is None:
+        from rlsweep.trainers import policy_trainer
+
+        trainer = policy_trainer(config, "render", study)
+    env = make(config, seed, render_mode="rgb_array") if make else trainer.make_env(config, seed, render_mode="rgb_array")
+    policy = load(model_path, config) if load else trainer.load_policy(config, model_path)
+    return env, policy
+
+
 def _out_paths(out_path: Path, fmt: str, seeds: list[int]) -> list[Path]:
     suffix = "." + fmt
     base = out_path.with_suffix(suffix) if out_path.suffix.lower() != suffix else out_path
@@ -213,16 +235,17 @@ def render_policy(
     run: int | None = None,
     config_id: str | None = None,
     max_steps: int = 1000,
-    make_env: str | Callable[..., Any] = DEFAULT_MAKE_ENV,
-    load_policy: str | Callable[..., Any] = DEFAULT_LOAD_POLICY,
+    make_env: str | Callable[..., Any] | None = DEFAULT_MAKE_ENV,
+    load_policy: str | Callable[..., Any] | None = DEFAULT_LOAD_POLICY,
     extra: Mapping[str, Any] | None = None,
 ) -> list[RenderResult]:
     """Record `episodes` episodes (seeds seed, seed+1, ...) of the policy saved at `model_path`.
 
     Writes one file per episode (`out_path`, or `<stem>-seed<s>.<fmt>` when there are several) and a
     `<file>.json` sidecar with the run, configuration, seed, return, length, frame count and the
-    episode's behaviour descriptor. `make_env(config, seed, render_mode=...)` and
-    `load_policy(model_path, config)` come from the trainer ('module:function' or callables).
+    episode's behaviour descriptor. The env and the policy come from the hooks of the trainer named
+    by `config["kind"]`, unless `make_env(config, seed, render_mode=...)` or
+    `load_policy(model_path, config)` are given ('module:function' or callables).
     `extra` entries (study name, checkpoint step, ...) are written into every sidecar as well.
     """
     from rlsweep.analysis.behaviour import describe_episode
@@ -235,8 +258,8 @@ def render_policy(
     seeds = [seed + i for i in range(episodes)]
     paths = _out_paths(Path(out_path), fmt, seeds)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    env = _resolve(make_env)(config, seed, render_mode="rgb_array")
-    policy = _resolve(load_policy)(model_path, config)
+    study = (extra or {}).get("study")
+    env, policy = _env_and_policy(config, model_path, seed, make_env, load_policy, study)
     extra = dict(extra or {})
     # The file may travel alone: name the study (a reseed child's run 0 is not its parent's run 0).
     who = f"{extra['study']} " if extra.get("study") else ""

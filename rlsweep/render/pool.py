@@ -33,8 +33,8 @@ class RenderJob:
     run: int | None = None
     config_id: str | None = None
     max_steps: int = 1000
-    make_env: str | Callable[..., Any] = DEFAULT_MAKE_ENV
-    load_policy: str | Callable[..., Any] = DEFAULT_LOAD_POLICY
+    make_env: str | Callable[..., Any] | None = DEFAULT_MAKE_ENV  # None: the trainer's hooks
+    load_policy: str | Callable[..., Any] | None = DEFAULT_LOAD_POLICY
     extra: dict[str, Any] | None = None  # more sidecar entries (study, step, ...)
 
 

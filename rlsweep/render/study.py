@@ -33,13 +33,11 @@ class Policy:
     seed: int | None = None  # the run's training seed
 
 
-def require_sb3(handle: Any) -> None:
-    kind = handle.sweep.trainer.get("kind")
-    if kind != "sb3":
-        raise ConfigError(
-            f"render records saved SB3 policies; study '{handle.name}' uses the {kind!r} trainer, "
-            "whose runs save no policy to play"
-        )
+def require_policies(handle: Any) -> None:
+    """ConfigError (exit 2) unless the study's trainer can load its saved policies for rendering."""
+    from rlsweep.trainers import policy_trainer
+
+    policy_trainer(handle.sweep.trainer, "render", handle.name)
 
 
 def policy_of(handle: Any, trial: Any, model: str | None = None) -> Policy:
@@ -102,7 +100,7 @@ def mature_policies(handle: Any, root: Path) -> list[Policy]:
                 handles[name] = StudyHandle.load(name, handle.url)
             except StorageError as exc:
                 raise ConfigError(f"{path} lists study '{name}', which cannot be opened: {exc}") from None
-            require_sb3(handles[name])
+            require_policies(handles[name])
         owner = handles[name]
         policies.append(policy_of(owner, find_run(owner, int(entry["run"])), entry.get("model")))
     return policies

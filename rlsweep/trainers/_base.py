@@ -5,6 +5,7 @@ A trainer never touches the storage; the worker hands it a RunContext and acts o
 
 from __future__ import annotations
 
+import copy
 import enum
 import os
 from abc import ABC, abstractmethod
@@ -12,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rlsweep.errors import ConfigError
 
 
 class Decision(enum.Enum):
@@ -72,13 +75,36 @@ def commit_file(tmp: Path, path: Path) -> Path:
 
 
 class Trainer(ABC):
-    """Trains runs. Subclasses need only `train`; the rest are hooks with defaults."""
+    """Trains runs. Subclasses need only `train`; everything else is an optional hook whose default
+    does nothing (or says the trainer cannot), so the worker, the config loader, render and mature
+    never need to know which trainer they drive. tests/trainers/test_contract.py checks every hook."""
 
     #: How many runs one process trains at once (the batched JAX trainer says > 1).
     batch_size: int = 1
 
+    #: True when `train` writes its reported metrics as TensorBoard event files under
+    #: `run.artifact_dir / "tb"` itself; otherwise the worker writes them from the reports.
+    writes_tensorboard: bool = False
+
+    #: True when every run records a `checkpoint` (or `model`) run attribute through `run.record`:
+    #: the path of a complete saved file that a later run continues from when handed it as
+    #: `run.start_checkpoint` (with `run.start_step`). PBT and PB2 need it: their next generation
+    #: starts from the member's own or a donor's recorded checkpoint.
+    records_checkpoints: bool = False
+
+    #: True when `load_policy` and `make_env` work: saved policies can be evaluated (`rlsweep mature`)
+    #: and rendered (`rlsweep render`).
+    can_load_policy: bool = False
+
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = dict(settings)
+
+    @classmethod
+    def kind(cls) -> str:
+        """The trainer's name in sweep files (`trainer.kind`), from the registry."""
+        from rlsweep.trainers import kind_of
+
+        return kind_of(cls)
 
     @classmethod
     def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
@@ -87,6 +113,47 @@ class Trainer(ABC):
         `settings` (the trainer section) and `hyperparams` (the params section) come with every
         search marker replaced by one of its possible values, so names and types can be checked.
         """
+
+    @classmethod
+    def default_space(cls, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The searched `params:` used when a searching sweep has none, or says `default_params: true`
+        (then its own params override these key by key); None when the trainer has no default.
+        `settings` is the sweep's trainer section (markers not yet filled in). A fresh copy: the
+        caller may change it. Raise ConfigError (key trainer.*) when the settings name no default."""
+        return None
+
+    @classmethod
+    def merge_space(cls, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """`overrides` (the sweep's params) on top of `defaults` (from default_space), key by key."""
+        return {**copy.deepcopy(dict(defaults)), **copy.deepcopy(dict(overrides))}
+
+    @classmethod
+    def warm_modules(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Modules a standby worker imports before it is handed a run, so the run does not pay for
+        them; `settings` is the trainer section. Each name must be importable where the worker runs."""
+        return [cls.__module__]
+
+    @classmethod
+    def quickstart(cls, algo: str, env: str, timesteps: int) -> dict[str, Any]:
+        """The `trainer:` section for `rlsweep run --algo ALGO --env ENV` (and Sweep.quickstart)."""
+        raise ConfigError(f"trainer kind '{cls.kind()}' has no quick start; write a sweep file")
+
+    @classmethod
+    def load_policy(cls, settings: Mapping[str, Any], path: str | Path) -> Callable[[Any], Any]:
+        """A saved policy (`path`, as recorded in the run's `model` attribute) as a deterministic
+        `batch of observations -> batch of actions` callable, optionally with a `reset()` called at
+        each episode start. Only when `can_load_policy`."""
+        raise ConfigError(cls._no_policies())
+
+    @classmethod
+    def make_env(cls, settings: Mapping[str, Any], seed: int, render_mode: str | None = None) -> Any:
+        """One Gymnasium environment built as the runs were trained on (wrappers included), seeded
+        with `seed`, for evaluating and rendering a loaded policy. Only when `can_load_policy`."""
+        raise ConfigError(cls._no_policies())
+
+    @classmethod
+    def _no_policies(cls) -> str:
+        return f"the '{cls.kind()}' trainer saves no policy that rlsweep can load, evaluate or render"
 
     def budget(self) -> int:
         """Environment steps a run trains for, from the trainer's settings."""

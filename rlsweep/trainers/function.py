@@ -29,9 +29,25 @@ def resolve_target(target: Any, file: str | None = None) -> Callable[[RunContext
 
 
 class FunctionTrainer(Trainer):
+    """Calls `target(run)`; the function reports, records and checkpoints as it likes (so none of the
+    optional duties is declared: a PBT function records its `checkpoint` itself, see examples/toy_pbt)."""
+
+    @classmethod
+    def warm_modules(cls, settings: Mapping[str, Any]) -> list[str]:
+        target = settings.get("target")
+        modules = [cls.__module__]
+        if isinstance(target, str) and ":" in target:
+            modules.append(target.partition(":")[0])
+        return modules
+
     @classmethod
     def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
-        resolve_target(settings.get("target"), file)
+        target = settings.get("target")
+        # A function decorated with @rlsweep.trainer in a script or notebook lives in that process's
+        # __main__: its forked workers find it, while another process reading the study (`rlsweep
+        # top`, a notebook) needs only the stored results.
+        if not (isinstance(target, str) and target.startswith("__main__:")):
+            resolve_target(target, file)
         budget = settings.get("timesteps", settings.get("steps"))
         if not isinstance(budget, int) or budget <= 0:
             raise ConfigError(f"needs a positive whole number of steps, got {budget!r}", file=file, key="trainer.timesteps")

@@ -140,7 +140,7 @@ BAD_FILES = [
     ),
     pytest.param(
         {"study": "bad", "trainer": {"target": "x:y"}},
-        "trainer.kind: needs 'kind' (function, sb3, command or jax)",
+        "trainer.kind: needs 'kind' (function or sb3)",
         id="no-kind",
     ),
     pytest.param(

@@ -224,7 +224,7 @@ def test_report_of_a_synthetic_study(
     capsys.readouterr()
     assert main(["render", "syn", "--top", "1"]) == 2
     assert (
-        "render records saved SB3 policies; study 'syn' uses the 'function' trainer"
+        "render plays saved policies; study 'syn' uses the 'function' trainer, which saves none that rlsweep can load"
         in capsys.readouterr().err
     )
 

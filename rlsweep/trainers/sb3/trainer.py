@@ -1,29 +1,77 @@
 """SB3Trainer: `trainer: {kind: sb3, algo: PPO, env: CartPole-v1, ...}`.
 
-The class itself imports nothing heavy, so the registry, the sweep-file checks that need no
-environment, and `rlsweep space` stay fast; torch, SB3 and Gymnasium are imported by the methods
-that need them (training, validation against a real environment, loading a policy).
+The class itself imports nothing heavy, so the registry, the default space, the quick start and
+`rlsweep space` stay fast; torch, SB3 and Gymnasium are imported by the methods that need them
+(training, validation against a real environment, loading a policy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from rlsweep.errors import ConfigError
 from rlsweep.trainers._base import RunContext, Trainer
 
 
 class SB3Trainer(Trainer):
     """Trains one run with a Stable-Baselines3 (or sb3-contrib) algorithm."""
 
-    #: the trainer writes its reported metrics to artifact_dir/tb itself (the worker then does not)
+    #: the training loop writes its reported metrics to artifact_dir/tb itself (the worker then does not)
     writes_tensorboard = True
+    #: every run records `model` (the final model.zip), which a PBT generation continues from
+    records_checkpoints = True
+    can_load_policy = True
 
     @classmethod
     def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
-        from rlsweep.trainers.sb3.validate import validate_settings
-
+        try:
+            from rlsweep.trainers.sb3.validate import validate_settings
+        except ImportError as exc:  # the class imports without SB3; this is where a missing one shows
+            raise ConfigError(
+                f"trainer kind 'sb3' needs extra packages ({exc.name} is missing): pip install 'rlsweep[sb3]'",
+                file=file,
+                key="trainer.kind",
+            ) from exc
         validate_settings(settings, hyperparams, file)
+
+    @classmethod
+    def default_space(cls, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+        from rlsweep.trainers.sb3.spaces import default_space
+
+        return default_space(str(settings.get("algo", "")))
+
+    @classmethod
+    def merge_space(cls, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        from rlsweep.trainers.sb3.spaces import merge_space
+
+        return merge_space(defaults, overrides)  # policy_kwargs merge key by key
+
+    @classmethod
+    def warm_modules(cls, settings: Mapping[str, Any]) -> list[str]:
+        return [cls.__module__, "rlsweep.trainers.sb3.training", "stable_baselines3", "gymnasium"]
+
+    @classmethod
+    def quickstart(cls, algo: str, env: str, timesteps: int) -> dict[str, Any]:
+        return {"kind": "sb3", "algo": algo, "env": env, "timesteps": timesteps}
+
+    @classmethod
+    def load_policy(cls, settings: Mapping[str, Any], path: str | Path) -> Callable[[Any], Any]:
+        import torch
+
+        # A policy loaded for evaluation acts on one observation at a time, often in one of many
+        # pool processes: more threads only compete for the cores.
+        torch.set_num_threads(1)
+        from rlsweep.trainers.sb3.policy import load_policy
+
+        return load_policy(path, settings)
+
+    @classmethod
+    def make_env(cls, settings: Mapping[str, Any], seed: int, render_mode: str | None = None) -> Any:
+        from rlsweep.trainers.sb3.env import make_env
+
+        return make_env(settings, seed, render_mode=render_mode)
 
     def train(self, run: RunContext) -> None:
         from rlsweep.trainers.sb3.training import train
