@@ -121,8 +121,17 @@ def supervise(
     from rlsweep.progress import Progress
     from rlsweep.strategies import make_strategy
 
-    log_dir = Path("runs") / handle.name / "logs"
-    launcher = launcher or LocalLauncher(log_dir)
+    if launcher is None:
+        # Forked standby workers, as for `run`: they inherit this process, so a trainer function
+        # defined in a script or notebook (its __main__) is found there too.
+        launcher = LocalLauncher(Path("runs") / handle.name / "logs")
+        launcher.prestart(n_workers, warm_modules(handle.sweep.trainer))
+        try:
+            return supervise(
+                handle, n_workers, progress=progress, progress_every=progress_every, echo=echo, launcher=launcher, resources=resources
+            )
+        finally:
+            launcher.discard()
     launcher.launch(handle.name, handle.url, n_workers, resources)
     display = Progress(
         handle,
