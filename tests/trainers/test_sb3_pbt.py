@@ -1,0 +1,68 @@
+"""PBT with the SB3 trainer through a real worker and a SQLite file, at a tiny budget: every later
+generation starts from a recorded checkpoint that exists (its own member's or a donor's), and the
+model it saves really continued that checkpoint (SB3's step counter carries on from it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from rlsweep.config import load_sweep
+from rlsweep.strategies import make_strategy
+from rlsweep.study import StudyHandle
+from rlsweep.worker import Worker
+
+pytest.importorskip("stable_baselines3")
+
+INTERVAL = 128  # two rollouts of n_steps=64 on one env: the step counter lands on it exactly
+GENERATIONS = 3
+
+
+@pytest.mark.slow
+def test_pbt_continues_sb3_models_from_checkpoints(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    sweep = {
+        "study": "sb3-pbt",
+        "seed": 0,
+        "trainer": {"kind": "sb3", "algo": "PPO", "env": "CartPole-v1", "timesteps": INTERVAL * GENERATIONS},
+        "eval": {"every": INTERVAL, "episodes": 2},
+        "objective": {"metric": "eval/mean_return", "mode": "max"},
+        "strategy": {"name": "pbt", "population": 2, "interval": INTERVAL},
+        "params": {
+            "learning_rate": {"loguniform": [1.0e-4, 1.0e-3]},
+            "n_steps": 64,
+            "batch_size": 32,
+            "n_epochs": 1,
+            "policy_kwargs": {"net_arch": [16]},
+        },
+        "storage": f"sqlite:///{tmp_path}/study.db",
+        "artifacts": str(tmp_path / "artifacts"),
+    }
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    Worker(handle).loop(poll=0.05)
+
+    trials = handle.study.get_trials(deepcopy=False)
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    by_number = {t.number: t for t in trials}
+    generations = sorted((int(t.user_attrs["member"]), int(t.user_attrs["generation"])) for t in trials)
+    assert generations == [(m, g) for m in range(2) for g in range(GENERATIONS)]
+    later = [t for t in trials if int(t.user_attrs["generation"]) > 0]
+    for t in later:
+        start = t.user_attrs["start_checkpoint"]
+        parent = by_number[int(t.user_attrs["parent"])]
+        assert start == parent.user_attrs["model"] and Path(start).is_file()
+        # an exploit starts from its donor's model, otherwise the member continues its own
+        expected_member = t.user_attrs.get("donor", t.user_attrs["member"])
+        assert int(parent.user_attrs["member"]) == int(expected_member)
+        # the lineage's clock: this generation's reports continue after its parent's steps
+        assert int(t.user_attrs["start_step"]) == int(parent.user_attrs["start_step"]) + INTERVAL
+        assert min(t.intermediate_values) > int(t.user_attrs["start_step"])
+        own = PPO.load(t.user_attrs["model"], device="cpu").num_timesteps
+        assert own == PPO.load(start, device="cpu").num_timesteps + INTERVAL
+    first = [t for t in trials if int(t.user_attrs["generation"]) == 0]
+    assert all(PPO.load(t.user_attrs["model"], device="cpu").num_timesteps == INTERVAL for t in first)
