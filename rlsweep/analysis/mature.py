@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,8 +108,19 @@ def statistic(values: Sequence[float], how: str) -> float:
 
 
 def judge(
-    handle: Any, threshold: float, episodes: int, *, how: str = "mean", source: str = "auto", workers: int = 1, echo: Any = print
+    handle: Any,
+    threshold: float,
+    episodes: int,
+    *,
+    how: str = "mean",
+    source: str = "auto",
+    workers: int = 1,
+    echo: Callable[[str], None] = lambda message: None,
+    store: Callable[[Any, Candidate, list[float]], None] | None = None,
 ) -> list[Verdict]:
+    """Evaluate each candidate's final policy on `episodes` held-out seeds (returns already in the
+    metrics table are reused) and judge it against `threshold`. New returns are handed to `store`
+    (the API layer writes them; this module only reads the study)."""
     found = candidates(handle, source)
     todo = []
     cached: dict[tuple[str, int], list[float]] = {}
@@ -128,7 +139,8 @@ def judge(
             futures = [(h, c, pool.submit(evaluate, c.model, c.config, episode_seeds(c.seed, episodes))) for h, c in todo]
             for h, c, future in futures:
                 returns = future.result()
-                _store(h, c, returns)
+                if store is not None:
+                    store(h, c, returns)
                 cached[(c.study, c.number)] = returns
     verdicts = []
     for _, c in found:
@@ -137,17 +149,6 @@ def judge(
         verdicts.append(Verdict(c.study, c.number, c.config_id, c.seed, score, returns, score >= threshold, c.model, c.params))
     verdicts.sort(key=lambda v: -v.score)
     return verdicts
-
-
-def _store(handle: Any, c: Candidate, returns: list[float]) -> None:
-    import time
-
-    rows = [
-        {"study": handle.name, "trial_id": c.trial_id, "trial_number": c.number, "step": k, "name": METRIC, "value": float(v), "wall_time": time.time()}
-        for k, v in enumerate(returns)
-    ]
-    with handle.engine.begin() as con:
-        con.execute(handle.metrics_table.insert(), rows)
 
 
 def gather(verdicts: Sequence[Verdict], folder: Path, *, threshold: float, how: str, episodes: int) -> Path:

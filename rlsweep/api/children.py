@@ -4,7 +4,6 @@ linked both ways, so the same workers run it and `top` ranks it on its own seeds
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,7 @@ def replay_child(
 ) -> ReplayChild:
     """The replay child of a population study, created and queued (not yet run)."""
     from rlsweep.analysis import replay
-    from rlsweep.study import SWEEP_ATTR, StudyHandle
+    from rlsweep.study import StudyHandle
 
     if seeds <= 0:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
@@ -79,7 +78,8 @@ def replay_child(
         existing = StudyHandle.load(loaded.sweep.study, parent.url)
     except StorageError:
         existing = None
-    if existing is not None and existing.study.user_attrs.get(SWEEP_ATTR) != json.dumps(loaded.to_dict(), sort_keys=True):
+    # Compared as read back (not as stored text), so a child saved by an older rlsweep still matches.
+    if existing is not None and existing.loaded.to_dict() != loaded.to_dict():
         raise ConfigError(
             f"study '{loaded.sweep.study}' exists with another replay plan (the winner, seeds or options changed); "
             "give --name to start another replay beside it"

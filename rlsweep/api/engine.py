@@ -102,8 +102,7 @@ def warm_modules(trainer: dict[str, Any]) -> list[str]:
         cls = get_trainer_class(str(trainer.get("kind")))
     except ConfigError:
         return []
-    hook = getattr(cls, "warm_modules", None)  # TEMP until the trainer hooks land
-    return list(hook(trainer)) if hook else [cls.__module__]
+    return list(cls.warm_modules(trainer))
 
 
 def supervise(

@@ -174,6 +174,95 @@ class Study:
             raise ConfigError(f"--top must be at least 1, got {top}")
         return Path(build_study_report(self.handle, None if out is None else str(out), top=top))
 
+    # ------------------------------------------------------------------ policies
+    def mature(
+        self,
+        threshold: float,
+        *,
+        episodes: int = 20,
+        statistic: str = "mean",
+        source: str = "auto",
+        workers: int | None = None,
+        echo: Echo = silent,
+    ) -> Any:
+        """Evaluate final policies on held-out seeds, keep those with `statistic` >= `threshold`
+        (links in runs/<study>/mature/index.json). Returns one row per policy, best first."""
+        import os
+
+        import pandas as pd
+
+        from rlsweep.analysis.mature import gather, judge
+        from rlsweep.errors import ConfigError
+        from rlsweep.trainers import policy_trainer
+
+        check_mature_options(episodes)
+        if statistic not in ("mean", "iqm", "median", "min"):
+            raise ConfigError(f"statistic must be mean, iqm, median or min, got {statistic!r}")
+        if source not in ("auto", "search", "reseed", "all"):
+            raise ConfigError(f"source must be auto, search, reseed or all, got {source!r}")
+        policy_trainer(self.handle.sweep.trainer, "mature", self.name)
+        verdicts = judge(
+            self.handle, threshold, episodes, how=statistic, source=source, workers=workers or os.cpu_count() or 1,
+            echo=echo, store=_store_returns,
+        )  # fmt: skip
+        self.mature_index = None
+        if verdicts:
+            self.mature_index = gather(
+                verdicts, Path("runs") / self.name / "mature", threshold=threshold, how=statistic, episodes=episodes
+            )
+        rows = [
+            {"study": v.study, "run": v.run, "config_id": v.config_id, "seed": v.seed, statistic: v.score,
+             "min": min(v.returns), "max": max(v.returns), "mature": v.mature, "model": v.model}
+            for v in verdicts
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=["study", "run", "config_id", "seed", statistic, "min", "max", "mature", "model"])
+
+    def render(
+        self,
+        *,
+        mature: bool = False,
+        top: int | None = None,
+        run: int | None = None,
+        checkpoints: bool = False,
+        episodes: int = 1,
+        seed: int = 0,
+        format: str = "gif",
+        fps: float = 30,
+        size: tuple[int, int] | None = None,
+        overlay: bool = True,
+        max_steps: int = 1000,
+        workers: int | None = None,
+        out: str | Path | None = None,
+        echo: Echo = silent,
+    ) -> list[Any]:
+        """Record episodes of the mature policies, the `top` configurations' best runs, one `run`, or
+        one run at every saved checkpoint; returns the outcomes (each with `.results[i].path`)."""
+        import os
+
+        from rlsweep.render import study as select
+        from rlsweep.render.pool import render_many
+
+        options = render_options(
+            mature=mature, top=top, run=run, checkpoints=checkpoints, episodes=episodes, seed=seed, format=format,
+            fps=fps, size=size, overlay=overlay, max_steps=max_steps, workers=workers,
+        )  # fmt: skip
+        handle = self.handle
+        select.require_policies(handle)
+        root = Path("runs")
+        out_dir = Path(out) if out else root / handle.name / "render"
+        if mature:
+            jobs = select.policy_jobs(select.mature_policies(handle, root), out_dir, handle.name, **options)
+        elif top is not None:
+            jobs = select.policy_jobs(select.top_policies(handle, top), out_dir, handle.name, **options)
+        elif checkpoints and run is not None:
+            jobs = select.timeline(handle, run, out_dir, **options)
+        elif run is not None:
+            policy = select.policy_of(handle, select.find_run(handle, run))
+            jobs = select.policy_jobs([policy], out_dir, handle.name, **options)
+        n = min(workers or os.cpu_count() or 1, len(jobs))
+        echo(f"rendering {len(jobs)} polic{'y' if len(jobs) == 1 else 'ies'} x {episodes} episode(s) on {n} process(es)")
+        return list(render_many(jobs, n))
+
     # ------------------------------------------------------------------ more runs
     def reseed(
         self,
@@ -276,6 +365,49 @@ class Study:
             return head + "<br><i>no finished runs yet</i>"
         shown = top.drop(columns=["runs"])
         return head + shown.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-")
+
+
+def check_mature_options(episodes: int) -> None:
+    from rlsweep.errors import ConfigError
+
+    if episodes <= 0:
+        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+
+
+def render_options(
+    *, mature: bool, top: int | None, run: int | None, checkpoints: bool, episodes: int, seed: int, format: str,
+    fps: float, size: tuple[int, int] | None, overlay: bool, max_steps: int, workers: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Check render's options (before any study is opened) and return those a render job takes."""
+    from rlsweep.errors import ConfigError
+
+    if sum(bool(x) for x in (mature, top is not None, run is not None)) != 1:
+        raise ConfigError("render needs exactly one of mature=True, top=N or run=N")
+    if checkpoints and run is None:
+        raise ConfigError("--checkpoints needs --run N (the run whose checkpoints to render)")
+    for name, value in (("--episodes", episodes), ("--max-steps", max_steps), ("--workers", workers or 1)):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if not fps > 0:
+        raise ConfigError(f"--fps must be positive, got {fps}")
+    if format not in ("gif", "mp4"):
+        raise ConfigError(f"format must be gif or mp4, got {format!r}")
+    return {"episodes": episodes, "seed": seed, "fmt": format, "fps": fps, "size": size, "overlay": overlay, "max_steps": max_steps}
+
+
+def _store_returns(handle: Any, candidate: Any, returns: list[float]) -> None:
+    """Keep maturity episodes' returns in the metrics table, so a later threshold needs no re-evaluation."""
+    import time
+
+    from rlsweep.analysis.mature import METRIC
+
+    rows = [
+        {"study": handle.name, "trial_id": candidate.trial_id, "trial_number": candidate.number, "step": k,
+         "name": METRIC, "value": float(v), "wall_time": time.time()}
+        for k, v in enumerate(returns)
+    ]  # fmt: skip
+    with handle.engine.begin() as con:
+        con.execute(handle.metrics_table.insert(), rows)
 
 
 def _raise_if_interrupted(result: RunResult) -> None:

@@ -20,31 +20,29 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    import os
-    from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from rlsweep.analysis.mature import gather, judge
-    from rlsweep.errors import ConfigError
+    from rlsweep.api import Study
+    from rlsweep.api.study import check_mature_options
 
-    if args.episodes <= 0:
-        raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
-    handle = open_handle(args)
-    from rlsweep.trainers import policy_trainer
-
-    policy_trainer(handle.sweep.trainer, "mature", handle.name)
-    verdicts = judge(handle, args.threshold, args.episodes, how=args.statistic, source="reseed" if args.source == "reseed" else args.source, workers=args.workers or os.cpu_count() or 1)
-    if not verdicts:
-        print(f"no finished runs with a saved model in '{handle.name}'")
+    check_mature_options(args.episodes)
+    study = Study(open_handle(args))
+    verdicts = study.mature(
+        args.threshold, episodes=args.episodes, statistic=args.statistic, source=args.source, workers=args.workers,
+        echo=lambda message: print(message, flush=True),
+    )  # fmt: skip
+    if verdicts.empty:
+        print(f"no finished runs with a saved model in '{study.name}'")
         return 1
-    index = gather(verdicts, Path("runs") / handle.name / "mature", threshold=args.threshold, how=args.statistic, episodes=args.episodes)
-    table = Table(title=f"{handle.name}: {sum(v.mature for v in verdicts)} of {len(verdicts)} policies mature ({args.statistic} of {args.episodes} episodes >= {fmt(args.threshold)})")
+    handle, index = study.handle, study.mature_index
+    table = Table(title=f"{handle.name}: {int(verdicts['mature'].sum())} of {len(verdicts)} policies mature ({args.statistic} of {args.episodes} episodes >= {fmt(args.threshold)})")
     for col in ("study", "run", "config", "seed", args.statistic, "min", "max", "mature"):
         table.add_column(col)
-    for v in verdicts:
-        table.add_row(v.study, str(v.run), v.config_id, str(v.seed), fmt(v.score), fmt(min(v.returns)), fmt(max(v.returns)), "yes" if v.mature else "no")
+    for v in verdicts.itertuples(index=False):
+        score = getattr(v, args.statistic)
+        table.add_row(v.study, str(v.run), v.config_id, str(v.seed), fmt(float(score)), fmt(float(v.min)), fmt(float(v.max)), "yes" if v.mature else "no")
     Console(width=160).print(table)
     print(f"wrote {index}")
     return 0

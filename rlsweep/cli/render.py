@@ -57,53 +57,21 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    import os
     import time
-    from pathlib import Path
 
-    from rlsweep.errors import ConfigError
-    from rlsweep.render import study as select
-    from rlsweep.render.pool import render_many
+    from rlsweep.api import Study
+    from rlsweep.api.study import render_options
 
-    if args.checkpoints and args.run is None:
-        raise ConfigError("--checkpoints needs --run N (the run whose checkpoints to render)")
-    for name, value in (
-        ("--episodes", args.episodes),
-        ("--max-steps", args.max_steps),
-        ("--workers", args.workers or 1),
-    ):
-        if value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value}")
-    if not args.fps > 0:
-        raise ConfigError(f"--fps must be positive, got {args.fps}")
-    render = {
-        "episodes": args.episodes,
-        "seed": args.seed,
-        "fmt": args.format,
-        "fps": args.fps,
-        "size": parse_size(args.size),
-        "overlay": args.overlay,
-        "max_steps": args.max_steps,
-    }
-    handle = open_handle(args)
-    select.require_policies(handle)
-    root = Path("runs")
-    out_dir = Path(args.out) if args.out else root / handle.name / "render"
-    if args.mature:
-        jobs = select.policy_jobs(select.mature_policies(handle, root), out_dir, handle.name, **render)
-    elif args.top is not None:
-        jobs = select.policy_jobs(select.top_policies(handle, args.top), out_dir, handle.name, **render)
-    elif args.checkpoints:
-        jobs = select.timeline(handle, args.run, out_dir, **render)
-    else:
-        policy = select.policy_of(handle, select.find_run(handle, args.run))
-        jobs = select.policy_jobs([policy], out_dir, handle.name, **render)
-    workers = min(args.workers or os.cpu_count() or 1, len(jobs))
-    print(
-        f"rendering {len(jobs)} polic{'y' if len(jobs) == 1 else 'ies'} x {args.episodes} episode(s) on {workers} process(es)"
-    )
+    options = dict(
+        mature=args.mature, top=args.top, run=args.run, checkpoints=args.checkpoints, episodes=args.episodes,
+        seed=args.seed, format=args.format, fps=args.fps, size=parse_size(args.size), overlay=args.overlay,
+        max_steps=args.max_steps, workers=args.workers,
+    )  # fmt: skip
+    render_options(**options)  # bad options are reported before the study is opened
+    study = Study(open_handle(args))
     t0 = time.perf_counter()
-    outcomes = render_many(jobs, workers)
+    outcomes = study.render(**options, out=args.out, echo=lambda message: print(message, flush=True))
+    handle = study.handle
     failed = 0
     for outcome in outcomes:
         if not outcome.ok:
