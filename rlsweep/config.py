@@ -13,13 +13,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rlsweep.errors import ConfigError, closest
 from rlsweep.space import Space, build_space
+from rlsweep.strategies import STRATEGIES, check_strategy_keys, parse_settings
+from rlsweep.strategies.settings import (
+    PRUNERS,
+    ListSettings,
+    PopulationSettings,
+    SamplerSettings,
+    StrategySettings,
+)
 
-STRATEGIES = ("grid", "random", "tpe", "cmaes", "gp", "qmc", "pbt", "pb2", "pb2_mixed", "list")
-PRUNERS = ("none", "median", "percentile", "asha", "successive_halving", "hyperband")
+__all__ = ["PRUNERS", "STRATEGIES", "LoadedSweep", "StrategySettings", "Sweep", "load_sweep"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -40,30 +55,6 @@ class Objective(_Model):
         "last", description="how a run's curve becomes one number: last, best, or mean of the last k evaluations"
     )
     k: int = Field(3, gt=0, description="evaluations averaged by reduce: mean_last")
-
-
-class StrategySettings(_Model):
-    name: str = Field("tpe", description=f"one of {', '.join(STRATEGIES)}")
-    runs: int | None = Field(None, gt=0, description="total runs (configurations x seeds); grid: all by default")
-    seeds: int = Field(1, gt=0, description="seeds per configuration, each one run")
-    workers: int | None = Field(None, gt=0, description="local worker processes (default: number of cores)")
-    pruner: str = Field("none", description=f"one of {', '.join(PRUNERS)}")
-    pruner_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for Optuna's pruner")
-    sampler_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for Optuna's sampler")
-    # population strategies (pbt, pb2, pb2_mixed)
-    population: int = Field(8, gt=0, description="population size (pbt/pb2)")
-    interval: int | None = Field(None, gt=0, description="environment steps between exploit/explore steps (pbt/pb2)")
-    selection: Literal["truncation", "winner_takes_all"] = Field("truncation", description="who copies whom (pbt/pb2)")
-    fraction: float = Field(0.25, gt=0, le=0.5, description="truncation: bottom fraction copies the top fraction")
-    factors: tuple[float, float] = Field((0.8, 1.2), description="pbt: perturbation factors")
-    resample_probability: float = Field(0.25, ge=0, le=1, description="pbt: probability of resampling a value")
-    synchronous: bool = Field(False, description="pbt: wait for the whole generation before exploiting")
-    fixed: list[str] = Field(default_factory=list, description="pbt: parameters that may not change mid-training")
-    exploit: bool = Field(True, description="pbt: copy better members (false: explore-only baseline)")
-    explore: bool = Field(True, description="pbt: perturb after copying (false: exploit-only baseline)")
-    # list (reseed): given configurations, each on `seeds` seeds starting at seed number `seed_offset`
-    configs: list[dict[str, Any]] = Field(default_factory=list, description="list: configurations by dotted name")
-    seed_offset: int = Field(0, ge=0, description="list: first seed number (held out from a parent study)")
 
 
 class Gate(_Model):
@@ -102,7 +93,8 @@ class Sweep(_Model):
     trainer: dict[str, Any] = Field(description="what trains a run: kind and its settings (markers allowed)")
     eval: EvalSettings = Field(default_factory=EvalSettings, description="evaluation schedule")
     objective: Objective = Field(default_factory=Objective, description="what is optimised")
-    strategy: StrategySettings = Field(default_factory=StrategySettings, description="how runs are proposed")
+    # The named strategy's own model (see rlsweep.strategies.settings); dumped with its own fields.
+    strategy: SerializeAsAny[StrategySettings] = Field(default_factory=SamplerSettings, description="how runs are proposed")
     stop: list[Gate] = Field(default_factory=list, description="threshold gates")
     params: dict[str, Any] = Field(default_factory=dict, description="the algorithm's hyperparameters (markers allowed)")
     default_params: bool = Field(
@@ -112,6 +104,11 @@ class Sweep(_Model):
     artifacts: str | None = Field(None, description="artifact root (default runs/<study>/artifacts)")
     checkpoint: Checkpoints = Field(default_factory=Checkpoints, description="periodic checkpoints")
     worker: WorkerSettings = Field(default_factory=WorkerSettings, description="heartbeats and lost runs")
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy_model(cls, value: Any) -> Any:
+        return parse_settings(value) if isinstance(value, Mapping) else value
 
 
 Gate.model_rebuild()
@@ -271,14 +268,13 @@ def _check_semantics(sweep: Sweep, file: str) -> None:
     if not isinstance(kind, str):
         raise ConfigError(f"needs 'kind' ({_trainer_kinds()})", file=file, key="trainer.kind")
     name = sweep.strategy.name
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy '{name}'{closest(name, STRATEGIES)}; known: {', '.join(STRATEGIES)}", file=file, key="strategy.name")
     pruner = sweep.strategy.pruner
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner '{pruner}'{closest(pruner, PRUNERS)}; known: {', '.join(PRUNERS)}", file=file, key="strategy.pruner")
-    if name in ("pbt", "pb2", "pb2_mixed") and sweep.strategy.interval is None:
+    settings = sweep.strategy
+    if isinstance(settings, PopulationSettings) and settings.interval is None:
         raise ConfigError(f"{name} needs interval: environment steps between exploit steps", file=file, key="strategy.interval")
-    if name == "list" and not sweep.strategy.configs:
+    if isinstance(settings, ListSettings) and not settings.configs:
         raise ConfigError("the list strategy needs configs: a list of configurations", file=file, key="strategy.configs")
     for i, gate in enumerate(sweep.stop):
         if gate.min is not None and gate.max is not None and gate.min > gate.max:
@@ -294,6 +290,9 @@ def _check_unknown_keys(data: Any, model: type[BaseModel], path: tuple[str, ...]
         known[info.alias or fname] = info
     for key, value in data.items():
         key_path = ".".join((*path, str(key)))
+        if model is Sweep and key == "strategy" and isinstance(value, Mapping):
+            check_strategy_keys(value, file)  # each strategy's own keys, not one flat bag
+            continue
         if key not in known:
             hint = closest(str(key), known) or f"; known: {', '.join(known)}"
             raise ConfigError(f"unknown key '{key}'{hint}", file=file, key=key_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.analysis.stats import Summary, summarize
+from rlsweep.strategies import keys_taken_by
 
 
 @dataclass
@@ -69,7 +70,7 @@ def export_best(handle: Any, ranked: list[RankedConfig], directory: Path) -> lis
             study=f"{handle.name}-best{i}",
             trainer=trainer,
             params=hyper,
-            strategy={**base["strategy"], "name": "grid", "runs": None, "seeds": max(entry.summary.n, 1)},
+            strategy={**keys_taken_by("grid", base["strategy"]), "name": "grid", "runs": None, "seeds": max(entry.summary.n, 1)},
             storage=None,
             artifacts=None,
         )

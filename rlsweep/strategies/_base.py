@@ -7,7 +7,9 @@ reaches into the worker.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rlsweep.strategies.settings import StrategySettings
 
 if TYPE_CHECKING:
     from rlsweep.config import LoadedSweep
@@ -17,10 +19,18 @@ if TYPE_CHECKING:
 class Strategy(ABC):
     """Proposes runs. Only `initial_runs` is required; the other hooks have working defaults."""
 
+    # The settings model this strategy reads (the registry in rlsweep.strategies pairs them).
+    settings_model: ClassVar[type[StrategySettings]] = StrategySettings
+
     def __init__(self, loaded: LoadedSweep) -> None:
         self.loaded = loaded
         self.sweep = loaded.sweep
         self.space = loaded.space
+        if not isinstance(loaded.sweep.strategy, self.settings_model):
+            raise TypeError(
+                f"{type(self).__name__} reads {self.settings_model.__name__}, got {type(loaded.sweep.strategy).__name__}"
+            )
+        self.settings: StrategySettings = loaded.sweep.strategy
 
     @abstractmethod
     def initial_runs(self) -> list[RunSpec]:

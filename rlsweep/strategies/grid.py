@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from rlsweep.space import index_to_run
 from rlsweep.strategies._base import Strategy
+from rlsweep.strategies.settings import GridSettings
 from rlsweep.study import RunSpec
 
 
 class GridStrategy(Strategy):
+    settings_model = GridSettings
+    settings: GridSettings
+
     def configurations(self) -> list[dict]:
         return self.space.grid() if self.space.params else [{}]
 

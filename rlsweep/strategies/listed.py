@@ -7,15 +7,19 @@ from __future__ import annotations
 
 from rlsweep.errors import ConfigError
 from rlsweep.strategies._base import Strategy
+from rlsweep.strategies.settings import ListSettings
 from rlsweep.study import RunSpec
 
 
 class ListStrategy(Strategy):
+    settings_model = ListSettings
+    settings: ListSettings
+
     def planned(self) -> int | None:
-        return len(self.sweep.strategy.configs) * self.sweep.strategy.seeds
+        return len(self.settings.configs) * self.settings.seeds
 
     def initial_runs(self) -> list[RunSpec]:
-        s = self.sweep.strategy
+        s = self.settings
         specs = []
         for i, values in enumerate(s.configs):
             missing = set(self.space.names) - set(values)

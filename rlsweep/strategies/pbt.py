@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,16 @@ import numpy as np
 from rlsweep.strategies._base import Strategy
 from rlsweep.strategies.population import (
     Exploit,
+    Mode,
     Param,
+    describe_change,
     explore,
     select_donor_async,
     truncation,
     winner_takes_all,
 )
+from rlsweep.strategies.records import MemberRun, Population, read_population
+from rlsweep.strategies.settings import PopulationSettings
 from rlsweep.study import QueueRow, RunSpec, StudyHandle
 
 KEY = re.compile(r"^pbt:m(\d+):g(\d+)$")
@@ -37,10 +42,130 @@ def run_key(member: int, generation: int) -> str:
     return f"pbt:m{member}:g{generation}"
 
 
+# (values, history, generation, rng) -> (new values, change log): the one explore signature.
+Explorer = Callable[[Mapping[str, Any], Sequence[Any], int, np.random.Generator], tuple[dict[str, Any], list[str]]]
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """A member's next generation, as decided: its values, what it continues from and why."""
+
+    member: int
+    generation: int
+    values: dict[str, Any]
+    parent: MemberRun | None = None  # the run whose checkpoint it continues (None: a fresh start)
+    donor: int | None = None  # the member copied, when it exploited
+    changes: list[str] = field(default_factory=list)
+    start_step: int = 0
+
+
+def make_explorer(settings: PopulationSettings, params: Sequence[Param]) -> Explorer:
+    """The explore step of `settings.name`, chosen once."""
+    if settings.name == "pbt":
+
+        def pbt(values: Mapping[str, Any], history: Sequence[Any], generation: int, rng: np.random.Generator) -> tuple[dict[str, Any], list[str]]:
+            return explore(values, params, rng, factors=settings.factors, resample_probability=settings.resample_probability)
+
+        return pbt
+    from rlsweep.strategies.pb2 import pb2_explore, pb2_mixed_explore
+
+    if settings.name == "pb2_mixed":
+
+        def mixed(values: Mapping[str, Any], history: Sequence[Any], generation: int, rng: np.random.Generator) -> tuple[dict[str, Any], list[str]]:
+            return pb2_mixed_explore(values, params, list(history), generation, rng)
+
+        return mixed
+    bounds = [p for p in params if p.kind != "choice" and p.mutable]
+
+    def pb2(values: Mapping[str, Any], history: Sequence[Any], generation: int, rng: np.random.Generator) -> tuple[dict[str, Any], list[str]]:
+        new = dict(values)
+        new.update(pb2_explore(list(history), generation, bounds, rng))
+        changes = [describe_change(p.name, values[p.name], new[p.name], "pb2") for p in bounds if new[p.name] != values[p.name]]
+        return new, changes
+
+    return pb2
+
+
+def observations(population: Population, mode: Mode) -> list[Any]:
+    """PB2's data: (generation, values) -> change of the score over that interval (higher is better)."""
+    from rlsweep.strategies.pb2 import Observation
+
+    sign = 1.0 if mode == "max" else -1.0
+    by_number = {r.number: r for runs in population.values() for r in runs.values()}
+    found = []
+    for runs in population.values():
+        for generation, run in runs.items():
+            parent = by_number.get(run.parent if run.parent is not None else -1)
+            if parent is None:
+                continue
+            change = sign * (run.score - parent.score)
+            if math.isfinite(change):
+                found.append(Observation(float(generation), dict(run.params), change))
+    return found
+
+
+def select(member: int, scores: Mapping[str, float], rng: np.random.Generator, settings: PopulationSettings, mode: Mode) -> Exploit | None:
+    """Whom `member` copies, if anyone: winner-takes-all, truncation (synchronous) or its asynchronous form."""
+    if settings.selection == "winner_takes_all":
+        return next((e for e in winner_takes_all(scores, mode=mode) if e.target == str(member)), None)
+    if settings.synchronous:
+        return next((e for e in truncation(scores, rng, fraction=settings.fraction, mode=mode) if e.target == str(member)), None)
+    return select_donor_async(str(member), scores, rng, fraction=settings.fraction, mode=mode)
+
+
+def decide(
+    member: int,
+    generation: int,
+    population: Population,
+    judged: Mapping[int, MemberRun],
+    *,
+    settings: PopulationSettings,
+    params: Sequence[Param],
+    explorer: Explorer,
+    mode: Mode,
+    seed: int,
+    interval: int,
+) -> NextRun:
+    """Member `member`'s generation `generation + 1`, from plain records only.
+
+    `judged` is whom the member is ranked against (its generation when synchronous, every member's
+    latest run otherwise). The generator is seeded by (seed, member, generation + 1), so a racing
+    twin reading the same records decides the same. Checkpoints count as complete when recorded
+    (the record follows the rename); no file is looked at.
+    """
+    rng = np.random.default_rng([seed, member, generation + 1])
+    own = population[member][generation]
+    scores = {str(m): r.score for m, r in judged.items()}
+    history: Sequence[Any] = observations(population, mode) if settings.name != "pbt" else ()
+    nxt = generation + 1
+    # exploit: false is the explore-only baseline, explore: false the exploit-only one.
+    exploit = select(member, scores, rng, settings, mode) if settings.exploit else None
+    if exploit is not None:
+        donor = judged[int(exploit.donor)]
+        if donor.checkpoint_complete:
+            values, changes = explorer(donor.params, history, generation, rng) if settings.explore else (dict(donor.params), [])
+            # The copy continues the donor's lineage and clock: asynchronously the donor may be
+            # generations behind or ahead of this member, so its checkpoint's steps count.
+            log = [f"exploit: copy member {donor.member} (run {donor.number})", *changes]
+            return NextRun(member, nxt, values, donor, donor.member, log, donor.start_step + interval)
+    if not own.checkpoint_complete or not math.isfinite(own.score):
+        # Nothing to continue from (the member failed before saving): start it afresh.
+        values = {p.name: p.sample(rng) for p in params}
+        return NextRun(member, nxt, values, None, None, ["restart: no checkpoint to continue from"], 0)
+    if not settings.exploit and settings.explore:
+        # Explore-only (the PBT paper's baseline): every member perturbs its own values each interval.
+        values, changes = explorer(own.params, history, generation, rng)
+        return NextRun(member, nxt, values, own, None, changes, own.start_step + interval)
+    return NextRun(member, nxt, dict(own.params), own, None, [], own.start_step + interval)
+
+
 class PopulationStrategy(Strategy):
+    settings_model = PopulationSettings
+    settings: PopulationSettings
+
     def __init__(self, loaded: Any) -> None:
         super().__init__(loaded)
-        s = self.sweep.strategy
+        s = self.settings
         self.population = s.population
         self.interval = int(s.interval or 1)
         timesteps = int(self.sweep.trainer.get("timesteps", self.sweep.trainer.get("steps", self.interval)))
@@ -49,7 +174,8 @@ class PopulationStrategy(Strategy):
         self.params = [
             Param.of(p, mutable=p.name not in fixed and not p.name.startswith(_SHAPE_PREFIXES)) for p in self.space.params
         ]
-        self.mode = self.sweep.objective.mode
+        self.mode: Mode = self.sweep.objective.mode
+        self.explorer = make_explorer(s, self.params)
 
     # ------------------------------------------------------------------ queueing
     def initial_runs(self) -> list[RunSpec]:
@@ -57,23 +183,20 @@ class PopulationStrategy(Strategy):
         for m in range(self.population):
             rng = np.random.default_rng([self.sweep.seed, m, 0])
             values = {p.name: p.sample(rng) for p in self.params}
-            specs.append(self._spec(m, 0, values, None, None, [], start_step=0))
+            specs.append(self._spec(NextRun(m, 0, values)))
         return specs
 
-    def _spec(
-        self, member: int, generation: int, values: dict[str, Any], parent: Any, donor: int | None, changes: list[str], start_step: int
-    ) -> RunSpec:
-        checkpoint = _checkpoint_of(parent) if parent is not None else None
-        attrs: dict[str, Any] = {"member": member, "generation": generation, "start_step": start_step}
-        if parent is not None:
-            attrs.update(parent=parent.number, start_checkpoint=checkpoint)
-        if donor is not None:
-            attrs.update(donor=donor, donor_run=parent.number)
-        if changes:
-            attrs["changes"] = changes
-        params = {name: self.space[name].encode(value) for name, value in values.items()}
+    def _spec(self, run: NextRun) -> RunSpec:
+        attrs: dict[str, Any] = {"member": run.member, "generation": run.generation, "start_step": run.start_step}
+        if run.parent is not None:
+            attrs.update(parent=run.parent.number, start_checkpoint=run.parent.checkpoint)
+            if run.donor is not None:
+                attrs.update(donor=run.donor, donor_run=run.parent.number)
+        if run.changes:
+            attrs["changes"] = list(run.changes)
+        params = {name: self.space[name].encode(value) for name, value in run.values.items()}
         # A member keeps its seed for life (seed number = member), so lineages are reproducible.
-        return RunSpec(run_key(member, generation), params, member, priority=0, attrs=attrs)
+        return RunSpec(run_key(run.member, run.generation), params, run.member, priority=0, attrs=attrs)
 
     def planned(self) -> int | None:
         return self.population * self.generations
@@ -113,116 +236,17 @@ class PopulationStrategy(Strategy):
         member, generation = int(match[1]), int(match[2])
         if generation + 1 >= self.generations:
             return []
-        results = self._results(handle)
-        if self.sweep.strategy.synchronous:
-            gen_results = {m: r[generation] for m, r in results.items() if generation in r}
-            if len(gen_results) < self.population:
+        population = read_population(handle)  # the one read; everything below is plain values
+        if self.settings.synchronous:
+            judged = {m: r[generation] for m, r in population.items() if generation in r}
+            if len(judged) < self.population:
                 return []  # the last member to finish this generation decides for everyone
-            return [self._decide(handle, m, generation, results, gen_results) for m in range(self.population)]
-        latest = {m: r[max(r)] for m, r in results.items() if r}
-        return [self._decide(handle, member, generation, results, latest)]
+            return [self._spec(self._decide(m, generation, population, judged)) for m in range(self.population)]
+        latest = {m: r[max(r)] for m, r in population.items() if r}
+        return [self._spec(self._decide(member, generation, population, latest))]
 
-    def _results(self, handle: StudyHandle) -> dict[int, dict[int, Any]]:
-        """member -> generation -> finished trial (the last finished copy of that run)."""
-        from optuna.trial import TrialState
-
-        ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        results: dict[int, dict[int, Any]] = {}
-        for t in handle.study.get_trials(deepcopy=False, states=ended):
-            if t.state == TrialState.FAIL and t.user_attrs.get("failure_reason") in ("worker lost", "interrupted"):
-                continue
-            if "member" in t.user_attrs:
-                results.setdefault(int(t.user_attrs["member"]), {})[int(t.user_attrs["generation"])] = t
-        return results
-
-    def _score(self, trial: Any) -> float:
-        from optuna.trial import TrialState
-
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
-            return float(trial.value)
-        if trial.state == TrialState.PRUNED and trial.intermediate_values:
-            return float(trial.intermediate_values[max(trial.intermediate_values)])
-        return math.nan  # failed or diverged: worst
-
-    def _decide(self, handle: StudyHandle, member: int, generation: int, results: dict[int, dict[int, Any]], judged: dict[int, Any]) -> RunSpec:
-        rng = np.random.default_rng([self.sweep.seed, member, generation + 1])
-        own = results[member][generation]
-        scores = {str(m): self._score(t) for m, t in judged.items()}
-        settings = self.sweep.strategy
-        # exploit: false is the explore-only baseline, explore: false the exploit-only one.
-        exploit = self._select(str(member), scores, rng) if settings.exploit else None
-        if exploit is not None:
-            donor = int(exploit.donor)
-            donor_trial = judged[donor]
-            checkpoint = _checkpoint_of(donor_trial)
-            if checkpoint is not None and Path(checkpoint).exists():
-                if settings.explore:
-                    values, changes = self._explore(handle, donor_trial, generation, results, rng)
-                else:
-                    values, changes = handle.decode(donor_trial.params), []
-                # The copy continues the donor's lineage and clock: asynchronously the donor may be
-                # generations behind or ahead of this member, so its checkpoint's steps count.
-                return self._spec(member, generation + 1, values, donor_trial, donor, [f"exploit: copy member {donor} (run {donor_trial.number})", *changes], self._end_step(donor_trial))
-        if _checkpoint_of(own) is None or not math.isfinite(self._score(own)):
-            # Nothing to continue from (the member failed before saving): start it afresh.
-            values = {p.name: p.sample(rng) for p in self.params}
-            return self._spec(member, generation + 1, values, None, None, ["restart: no checkpoint to continue from"], 0)
-        if not settings.exploit and settings.explore:
-            # Explore-only (the PBT paper's baseline): every member perturbs its own values each interval.
-            values, changes = self._explore(handle, own, generation, results, rng)
-            return self._spec(member, generation + 1, values, own, None, changes, self._end_step(own))
-        return self._spec(member, generation + 1, handle.decode(own.params), own, None, [], self._end_step(own))
-
-    def _end_step(self, trial: Any) -> int:
-        """Environment steps a finished run's checkpoint holds: its start plus one interval."""
-        return int(trial.user_attrs.get("start_step", 0)) + self.interval
-
-    def _select(self, member: str, scores: dict[str, float], rng: np.random.Generator) -> Exploit | None:
-        s = self.sweep.strategy
-        if s.selection == "winner_takes_all":
-            return next((e for e in winner_takes_all(scores, mode=self.mode) if e.target == member), None)
-        if s.synchronous:
-            return next((e for e in truncation(scores, rng, fraction=s.fraction, mode=self.mode) if e.target == member), None)
-        return select_donor_async(member, scores, rng, fraction=s.fraction, mode=self.mode)
-
-    def _explore(self, handle: StudyHandle, donor: Any, generation: int, results: dict[int, dict[int, Any]], rng: np.random.Generator) -> tuple[dict[str, Any], list[str]]:
-        values = handle.decode(donor.params)
-        name = self.sweep.strategy.name
-        if name == "pbt":
-            return explore(values, self.params, rng, factors=self.sweep.strategy.factors, resample_probability=self.sweep.strategy.resample_probability)
-        from rlsweep.strategies.pb2 import Observation, pb2_explore, pb2_mixed_explore
-
-        history = self._observations(handle, results)
-        if name == "pb2_mixed":
-            return pb2_mixed_explore(values, self.params, history, generation, rng)
-        bounds = [p for p in self.params if p.kind != "choice" and p.mutable]
-        new = dict(values)
-        new.update(pb2_explore(history, generation, bounds, rng))
-        from rlsweep.strategies.population import describe_change
-
-        changes = [describe_change(p.name, values[p.name], new[p.name], "pb2") for p in bounds if new[p.name] != values[p.name]]
-        _ = Observation
-        return new, changes
-
-    def _observations(self, handle: StudyHandle, results: dict[int, dict[int, Any]]) -> list[Any]:
-        """PB2's data: (generation, values) -> change of the score over that interval (higher is better)."""
-        from rlsweep.strategies.pb2 import Observation
-
-        sign = 1.0 if self.mode == "max" else -1.0
-        by_number = {t.number: t for r in results.values() for t in r.values()}
-        observations = []
-        for r in results.values():
-            for generation, t in r.items():
-                parent = by_number.get(t.user_attrs.get("parent", -1))
-                if parent is None:
-                    continue
-                change = sign * (self._score(t) - self._score(parent))
-                if math.isfinite(change):
-                    observations.append(Observation(float(generation), handle.decode(t.params), change))
-        return observations
-
-
-def _checkpoint_of(trial: Any) -> str | None:
-    """A finished run's checkpoint: recorded only once the file is complete (atomic rename)."""
-    attrs = trial.user_attrs
-    return attrs.get("checkpoint") or attrs.get("model")
+    def _decide(self, member: int, generation: int, population: Population, judged: Mapping[int, MemberRun]) -> NextRun:
+        return decide(
+            member, generation, population, judged, settings=self.settings, params=self.params,
+            explorer=self.explorer, mode=self.mode, seed=self.sweep.seed, interval=self.interval,
+        )  # fmt: skip

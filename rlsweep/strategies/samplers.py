@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from rlsweep.strategies._base import Strategy
+from rlsweep.strategies.settings import SamplerSettings
 from rlsweep.study import QueueRow, RunSpec, RunTrial, StudyHandle
 
 DEFAULT_RUNS = 20
@@ -58,6 +59,9 @@ def make_sampler(name: str, seed: int, kwargs: dict[str, Any]) -> Any:
 
 
 class SamplerStrategy(Strategy):
+    settings_model = SamplerSettings
+    settings: SamplerSettings
+
     def proposals(self) -> int:
         runs = self.sweep.strategy.runs or DEFAULT_RUNS
         return math.ceil(runs / self.sweep.strategy.seeds)
@@ -73,7 +77,7 @@ class SamplerStrategy(Strategy):
         slot = int(row.attrs.get("_slot", 0))
         # QMC walks one sequence indexed by trial number: every worker must share its seed.
         seed = self.sweep.seed if name == "qmc" else self.sweep.seed * 100_003 + slot
-        sampler = make_sampler(name, seed, dict(self.sweep.strategy.sampler_kwargs))
+        sampler = make_sampler(name, seed, dict(self.settings.sampler_kwargs))
         handle.study.sampler = sampler
         if name in STATELESS:
             params = sample_params(handle, sampler, attrs)
