@@ -154,7 +154,7 @@ class StudyHandle:
             {
                 "study": self.name,
                 "key": s.key,
-                "state": "waiting",
+                "state": states.WAITING,
                 "priority": s.priority,
                 "params": None if s.params is None else json.dumps(s.params),
                 "seed_number": s.seed_number,
@@ -191,7 +191,7 @@ class StudyHandle:
 
         t = self.runs_table
         for _ in range(1000):
-            query = sa.select(t).where(t.c.study == self.name, t.c.state == "waiting")
+            query = sa.select(t).where(t.c.study == self.name, t.c.state == states.WAITING)
             query = query.where(t.c.key == key) if key is not None else query.order_by(t.c.priority, t.c.id).limit(1)
             with self.engine.connect() as con:
                 row = con.execute(query).mappings().first()
@@ -200,11 +200,11 @@ class StudyHandle:
             with self.engine.begin() as con:
                 result = con.execute(
                     t.update()
-                    .where(t.c.id == row["id"], t.c.state == "waiting")
-                    .values(state="running", worker=worker, updated=time.time())
+                    .where(t.c.id == row["id"], t.c.state == states.WAITING)
+                    .values(state=states.RUNNING, worker=worker, updated=time.time())
                 )
             if result.rowcount == 1:
-                return _row(dict(row, state="running", worker=worker))
+                return _row(dict(row, state=states.RUNNING, worker=worker))
         raise StorageError("could not claim a run after 1000 tries; is the storage overloaded?")
 
     def set_row(self, row_id: int, *, only_if_state: str | None = None, **values: Any) -> bool:

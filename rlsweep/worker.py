@@ -18,15 +18,27 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rlsweep import states
 from rlsweep.errors import TrainerError
 from rlsweep.strategies import make_strategy
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
-from rlsweep.study import QueueRow, RunTrial, StudyHandle
+from rlsweep.study import FollowUps, QueueRow, RunSpec, RunTrial, StudyHandle
 from rlsweep.threads import limit_threads
 from rlsweep.trainers import get_trainer_class
 from rlsweep.trainers._base import Decision, RunContext
 
 log = logging.getLogger("rlsweep.worker")
+
+
+# Test-only fault injection: with RLSWEEP_TEST_EXIT_AT set to "claimed" (queue row claimed, no
+# trial yet), "created" (trial created) or "finished" (trial ended, queue row still running), the
+# worker process dies at that point as if SIGKILLed. The fault tests use it to hit exact windows.
+_EXIT_AT = os.environ.get("RLSWEEP_TEST_EXIT_AT")
+
+
+def _test_exit(point: str) -> None:
+    if _EXIT_AT == point:
+        os._exit(137)
 
 
 def new_worker_id() -> str:
@@ -36,9 +48,10 @@ def new_worker_id() -> str:
 class Heartbeat(threading.Thread):
     """Beats every `interval` seconds and reaps lost runs of other workers every few beats."""
 
-    def __init__(self, handle: StudyHandle, worker: str, interval: float) -> None:
+    def __init__(self, handle: StudyHandle, worker: str, interval: float, follow_ups: FollowUps | None = None) -> None:
         super().__init__(daemon=True, name="rlsweep-heartbeat")
         self.handle, self.worker, self.interval = handle, worker, interval
+        self.follow_ups = follow_ups
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -48,7 +61,7 @@ class Heartbeat(threading.Thread):
             try:
                 self.handle.heartbeat(self.worker)
                 if beats % 3 == 0:
-                    self.handle.reap_lost()
+                    self.handle.reap_lost(follow_ups=self.follow_ups)
             except Exception as exc:  # a storage hiccup must not kill training; the next beat retries
                 log.warning("heartbeat failed: %s", exc)
 
@@ -73,13 +86,15 @@ class Worker:
         and more work may appear, it polls the queue from every 50 ms, backing off to `poll` s."""
         limit_threads()
         self.handle.register_worker(self.id)
-        beat = Heartbeat(self.handle, self.id, self.sweep.worker.heartbeat)
+        beat = Heartbeat(self.handle, self.id, self.sweep.worker.heartbeat, self.follow_ups)
         beat.start()
         state = "stopped"
         wait = 0.05
         try:
             while max_runs is None or self.finished < max_runs:
                 row = self.handle.claim(self.id, key=only_key)
+                if row is not None:
+                    _test_exit("claimed")
                 if row is None:
                     if only_key is not None or not self._work_may_appear():
                         break
@@ -102,11 +117,19 @@ class Worker:
 
     def _work_may_appear(self) -> bool:
         """Wait while others run: a lost run is queued again, a population queues its next generation."""
-        self.handle.reap_lost()
+        self.handle.reap_lost(follow_ups=self.follow_ups)
         counts = self.handle.row_counts()
-        if counts.get("waiting", 0):
+        if counts.get(states.WAITING, 0):
             return True
-        return bool(counts.get("running", 0)) and self.strategy.expect_more(self.handle)
+        return bool(counts.get(states.RUNNING, 0)) and self.strategy.expect_more(self.handle)
+
+    def follow_ups(self, row: QueueRow, trial: Any) -> list[RunSpec]:
+        """The runs to queue after a run that ended whose worker died before settling it (reaper)."""
+        from optuna.trial import TrialState
+
+        if trial.state == TrialState.FAIL:
+            return self.strategy.on_fail(self.handle, row, trial)
+        return self.strategy.on_finish(self.handle, row, trial)
 
     # ------------------------------------------------------------------ one run
     def run_one(self, row: QueueRow) -> str:
@@ -128,6 +151,7 @@ class Worker:
             return "failed"
         handle.set_row(row.id, trial_number=trial.number)
         row.trial_number = trial.number
+        _test_exit("created")
         values = handle.decode(trial.params)
         handle.enqueue(self.strategy.on_start(handle, row, trial))
 
@@ -193,6 +217,7 @@ class Worker:
         except Exception as exc:  # reaped as lost while we were slow: the requeued copy will run
             self.echo(f"run {trial.number}: could not record the result ({exc})")
             return "lost"
+        _test_exit("finished")
         handle.enqueue(self.strategy.on_finish(handle, row, trial))
         handle.set_row(row.id, state="pruned" if reporter.pruned else "done")
         self.echo(f"run {trial.number} {state.name.lower()}: {sweep.objective.metric} = {value:.4g}")

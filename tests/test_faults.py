@@ -73,6 +73,37 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str) -> None
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1, 2, 3]
 
 
+def test_worker_killed_between_claim_and_trial_is_recorded_as_lost(tmp_path: Path, study_name: str) -> None:
+    """A worker that dies after claiming a row, before the run's trial exists, leaves no trial to
+    fail: the lost row itself says why, and the retry that runs instead says what it retries."""
+    file = _sleepy_sweep(study_name, tmp_path, runs=2)
+    url = f"sqlite:///{tmp_path}/study.db"
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    env = dict(os.environ, RLSWEEP_TEST_EXIT_AT="claimed")
+    victim = subprocess.run([sys.executable, "-m", "rlsweep", "worker", "--study", study_name, "--storage", url], cwd=tmp_path, env=env, capture_output=True)
+    assert victim.returncode == 137, victim.stdout.decode() + victim.stderr.decode()
+    [claimed] = handle.rows(["running"])
+    assert claimed.trial_number is None
+    survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
+    out, _ = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out.decode()
+    rows = {r.key: r for r in handle.rows()}
+    assert rows[claimed.key].state == "lost"
+    assert rows[claimed.key].attrs["lost_reason"] == "worker lost before the run's trial was created"
+    retry = rows[f"{claimed.key}/retry:1"]
+    assert retry.state == "done" and retry.attrs["retry_reason"] == "worker lost"
+    study = optuna.load_study(study_name=study_name, storage=url)
+    complete = study.get_trials(states=[TrialState.COMPLETE])
+    assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1]  # each run once, the lost one retried
+    assert study.trials[retry.trial_number].user_attrs["retry_reason"] == "worker lost"
+    assert not study.get_trials(states=[TrialState.FAIL])
+
+
 def test_ctrl_c_marks_interrupted_and_run_resumes(tmp_path: Path, study_name: str) -> None:
     file = _sleepy_sweep(study_name, tmp_path, runs=6)
     url = f"sqlite:///{tmp_path}/study.db"

@@ -35,8 +35,19 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPLOITS: list[int] = []
 
 
+_RUNS_STARTED: list[int] = []
+
+
 def slow_train(run: RunContext) -> None:
-    """The toy trainer, slowed so that a signal lands inside a run (faults tests)."""
+    """The toy trainer, slowed so that a signal lands inside a run (faults tests). In a process
+    started with TOY_HANG_AT=n, the n-th run writes its trial number to TOY_HANG_FILE and hangs, so
+    a test kills that worker at a known point: mid-training, its trial existing and RUNNING."""
+    _RUNS_STARTED.append(run.number)
+    if len(_RUNS_STARTED) == int(os.environ.get("TOY_HANG_AT", "0")):
+        marker = Path(os.environ["TOY_HANG_FILE"])
+        marker.with_suffix(".tmp").write_text(str(run.number))
+        marker.with_suffix(".tmp").rename(marker)  # whole, so the test reads the number it waited for
+        time.sleep(3600)
     time.sleep(float(run.config.get("sleep", 0.0)))
     toy_pbt.train(run)
 
@@ -298,8 +309,8 @@ def _slow_sweep_file(name: str, tmp_path: Path, population: int, generations: in
     return path
 
 
-def _rlsweep(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+def _rlsweep(*args: str, cwd: Path, **env_vars: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **env_vars)
     return subprocess.Popen(
         [sys.executable, "-m", "rlsweep", *args],
         cwd=cwd,
@@ -368,14 +379,12 @@ def test_sigkilled_worker_mid_generation_loses_nothing(tmp_path: Path) -> None:
     loaded = load_sweep(file)
     handle = StudyHandle.create_or_load(loaded, loaded.sweep.storage or "")
     handle.enqueue(make_strategy(loaded).initial_runs())
-    victim = _rlsweep("worker", "--study", "kill", "--storage", handle.url, cwd=tmp_path)
+    # The victim hangs inside its 4th run (mid-population) and is killed there: no race between
+    # looking at the queue and the kill landing.
+    marker = tmp_path / "hanging"
+    victim = _rlsweep("worker", "--study", "kill", "--storage", handle.url, cwd=tmp_path, TOY_HANG_AT="4", TOY_HANG_FILE=str(marker))
     survivor = _rlsweep("worker", "--study", "kill", "--storage", handle.url, cwd=tmp_path)
-
-    def victim_busy_mid_population() -> bool:
-        busy = [r for r in handle.rows(["running"]) if f"-{victim.pid}-" in (r.worker or "")]
-        return _complete(handle) >= 6 and bool(busy)
-
-    _wait(victim_busy_mid_population)
+    _wait(marker.exists)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     out, _ = survivor.communicate(timeout=120)
@@ -383,10 +392,36 @@ def test_sigkilled_worker_mid_generation_loses_nothing(tmp_path: Path) -> None:
     runs = check_population(handle, population, generations)
     failed = handle.study.get_trials(deepcopy=False, states=[TrialState.FAIL])
     assert [t.user_attrs["failure_reason"] for t in failed] == ["worker lost"]
+    assert failed[0].number == int(marker.read_text())
     retried = runs[(failed[0].user_attrs["member"], failed[0].user_attrs["generation"])]
     assert retried.user_attrs["key"] == failed[0].user_attrs["key"] + "/retry:1"
     assert retried.user_attrs["seed"] == failed[0].user_attrs["seed"]
     EXPLOITS.append(check_checkpoints(handle, runs))
+
+
+def test_worker_killed_after_recording_its_result_is_settled_not_rerun(tmp_path: Path) -> None:
+    """The window between a run's trial becoming COMPLETE and its queue row becoming done: the
+    reaper must settle the row as done (never queue the run again) and queue the next generation
+    the dead worker did not get to queue."""
+    population, generations = 3, 3
+    file = _slow_sweep_file("window", tmp_path, population, generations, sleep=0.0)
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, loaded.sweep.storage or "")
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    victim = _rlsweep("worker", "--study", "window", "--storage", handle.url, cwd=tmp_path, RLSWEEP_TEST_EXIT_AT="finished")
+    victim.wait(timeout=60)
+    assert victim.returncode == 137, victim.communicate()[0].decode()
+    [row] = handle.rows(["running"])  # its trial ended, its row left behind
+    assert handle.trial(row.trial_number).state == TrialState.COMPLETE
+    survivor = _rlsweep("worker", "--study", "window", "--storage", handle.url, cwd=tmp_path)
+    out, _ = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out.decode()
+    runs = check_population(handle, population, generations)  # each generation COMPLETE exactly once
+    assert not handle.study.get_trials(deepcopy=False, states=[TrialState.FAIL])
+    settled = {r.key: r for r in handle.rows()}
+    assert settled[row.key].state == "done" and settled[row.key].trial_number == row.trial_number
+    assert not [k for k in settled if "/retry:" in k]
+    assert runs[(row.attrs["member"], 0)].number == row.trial_number
 
 
 def test_at_least_100_exploits_checked_without_a_mismatch() -> None:
