@@ -535,3 +535,88 @@ def test_file_is_a_directory(tmp_path: Path) -> None:
 )
 def test_bad_override(override: str, message: str) -> None:
     assert error(sweep(strategy={"runs": 3}), (override,)) == message
+
+
+# ---------------------------------------------------------------- strategy settings per strategy
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        (
+            {"name": "tpe", "fraction": 0.3},
+            "f.yaml: strategy.fraction: 'fraction' is a setting of pbt, pb2, pb2_mixed, not of tpe",
+        ),
+        (
+            {"name": "grid", "sampler_kwargs": {}},
+            "f.yaml: strategy.sampler_kwargs: 'sampler_kwargs' is a setting of random, tpe, cmaes, gp, qmc, not of grid",
+        ),
+        (
+            {"name": "pbt", "interval": 4, "configs": []},
+            "f.yaml: strategy.configs: 'configs' is a setting of list, not of pbt",
+        ),
+        ({"population": 4}, "f.yaml: strategy.population: 'population' is a setting of pbt, pb2, pb2_mixed, not of tpe"),
+        (
+            {"name": "pbt", "interval": 4, "fracton": 0.3},
+            "f.yaml: strategy.fracton: unknown key 'fracton' (did you mean 'fraction'?)",
+        ),
+        (
+            {"name": "grid", "zzz": 1},
+            "f.yaml: strategy.zzz: unknown key 'zzz'; known: name, runs, seeds, workers, pruner, pruner_kwargs",
+        ),
+        (
+            {"name": "pbt", "interval": 4, "fraction": 0.9},
+            "f.yaml: strategy.fraction: Input should be less than or equal to 0.5, got 0.9",
+        ),
+    ],
+)
+def test_strategy_keys_belong_to_the_named_strategy(strategy: dict[str, Any], message: str) -> None:
+    assert error(sweep(strategy=strategy)) == message
+
+
+def test_a_key_of_another_strategy_through_set() -> None:
+    assert error(sweep(strategy={"name": "random"}), ("strategy.synchronous=true",)) == (
+        "f.yaml: strategy.synchronous: 'synchronous' is a setting of pbt, pb2, pb2_mixed, not of random"
+    )
+
+
+def test_each_strategy_gets_its_own_settings_model() -> None:
+    from rlsweep.strategies import GridSettings, ListSettings, PopulationSettings, SamplerSettings
+
+    pbt = load_sweep(sweep(strategy={"name": "pbt", "interval": 4, "population": 3})).sweep.strategy
+    assert isinstance(pbt, PopulationSettings) and (pbt.population, pbt.interval, pbt.fraction) == (3, 4, 0.25)
+    assert isinstance(load_sweep(sweep()).sweep.strategy, SamplerSettings)
+    assert isinstance(load_sweep(sweep(strategy={"name": "grid"})).sweep.strategy, GridSettings)
+    listed = load_sweep(sweep(strategy={"name": "list", "configs": [{"x": 1}]}, params={"x": {"choice": [1, 2]}}))
+    assert isinstance(listed.sweep.strategy, ListSettings)
+    assert not hasattr(load_sweep(sweep()).sweep.strategy, "population")
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [{"name": "tpe", "runs": 4, "sampler_kwargs": {"n_startup_trials": 2}}, {"name": "pb2", "interval": 4, "fixed": ["gamma"]}],
+)
+def test_saved_sweep_round_trips_with_its_own_keys(strategy: dict[str, Any]) -> None:
+    loaded = load_sweep(sweep(strategy=strategy, params={"gamma": {"uniform": [0.9, 0.99]}}))
+    data = loaded.to_dict()
+    again = load_sweep(json.loads(json.dumps(data)))
+    assert again.to_dict() == data
+    assert again.space.hash() == loaded.space.hash()
+    assert set(data["strategy"]) == set(type(loaded.sweep.strategy).model_fields)
+
+
+def test_a_sweep_saved_with_the_flat_strategy_model_still_loads() -> None:
+    # What rlsweep stored before each strategy had its own model: every key under every strategy.
+    flat = {
+        "name": "tpe", "runs": 8, "seeds": 1, "workers": None, "pruner": "median", "pruner_kwargs": {},
+        "sampler_kwargs": {}, "population": 8, "interval": None, "selection": "truncation", "fraction": 0.25,
+        "factors": [0.8, 1.2], "resample_probability": 0.25, "synchronous": False, "fixed": [], "exploit": True,
+        "explore": True, "configs": [], "seed_offset": 0,
+    }  # fmt: skip
+    loaded = load_sweep(sweep(strategy=flat))
+    assert loaded.to_dict()["strategy"] == {
+        "name": "tpe", "runs": 8, "seeds": 1, "workers": None, "pruner": "median", "pruner_kwargs": {}, "sampler_kwargs": {},
+    }  # fmt: skip
+    # one key short of the flat model is a user's file, checked key by key
+    del flat["seed_offset"]
+    assert error(sweep(strategy=flat)) == (
+        "f.yaml: strategy.population: 'population' is a setting of pbt, pb2, pb2_mixed, not of tpe"
+    )
