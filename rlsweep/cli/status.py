@@ -43,5 +43,8 @@ def execute(args: argparse.Namespace) -> int:
     for w in alive:
         row = running.get(w["id"])
         table.add_row(w["id"], w["host"], str(w["pid"]), f"{now - w['heartbeat']:.0f}s ago", f"run {row.trial_number} ({row.key})" if row else "-")
-    console.print(table)
+    if alive:  # no empty table when no worker is running
+        console.print(table)
+    else:
+        console.print("workers alive: 0")
     return 0
