@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from optuna.trial import TrialState
 
-from rlsweep.config import Gate
+from rlsweep.config import Gate, load_sweep
+from rlsweep.strategies import make_strategy
 from rlsweep.strategies.stopping import GateSchedule
+from rlsweep.study import StudyHandle
 from rlsweep.trainers._base import Decision
+from rlsweep.worker import Worker
+from tests.conftest import synthetic_sweep
 
 M = "eval/mean_return"
 CONTINUE = (Decision.CONTINUE, None)
@@ -172,3 +178,29 @@ def test_gate_and_success_in_one_schedule() -> None:
         Decision.STOP,
         "success: eval/mean_return = 480 for 2 evaluations in a row",
     )
+
+
+def test_a_success_gate_ends_a_run_as_complete_inside_a_study(tmp_path: Path) -> None:
+    # One configuration at the synthetic trainer's optimum: its return passes 350 at step 500
+    # (about 390) and stays past it at 750 (about 450), so the gate ends it there, one evaluation
+    # before its 1000-step budget, as a success: COMPLETE, with the reason recorded.
+    sweep = synthetic_sweep(
+        "ok",
+        tmp_path,
+        strategy={"name": "grid", "seeds": 2},
+        params={"learning_rate": {"choice": [1e-3]}, "gamma": {"choice": [0.99]}},
+        stop=[{"metric": M, "after": 250, "min": 100}, {"metric": M, "success": {"min": 350, "for": 2}}],
+    )
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/ok.db")
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    Worker(handle).loop()
+    trials = handle.study.get_trials()
+    assert len(trials) == 2
+    for t in trials:
+        assert t.state == TrialState.COMPLETE
+        assert sorted(t.intermediate_values) == [250, 500, 750]  # stopped early, not pruned
+        reason = t.user_attrs["stop_reason"]
+        assert reason == f"success: {M} = {t.intermediate_values[750]:g} for 2 evaluations in a row"
+        assert t.value == pytest.approx(t.intermediate_values[750])
+    assert handle.row_counts() == {"done": 2}
