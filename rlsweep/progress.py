@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from rlsweep import states
 from rlsweep.study import StudyHandle
 
 
@@ -45,11 +46,11 @@ class Snapshot:
 
 def snapshot(handle: StudyHandle, started: float, finished_at_start: int, planned: int | None = None) -> Snapshot:
     counts = handle.row_counts()
-    waiting = counts.get("waiting", 0)
-    running = counts.get("running", 0)
-    done = counts.get("done", 0)
-    pruned = counts.get("pruned", 0)
-    failed = counts.get("failed", 0)
+    waiting = counts.get(states.WAITING, 0)
+    running = counts.get(states.RUNNING, 0)
+    done = counts.get(states.DONE, 0)
+    pruned = counts.get(states.PRUNED, 0)
+    failed = counts.get(states.FAILED, 0)
     elapsed = time.time() - started
     finished_now = done + pruned + failed - finished_at_start
     rate = 60.0 * finished_now / elapsed if elapsed > 0 else 0.0
@@ -76,7 +77,7 @@ class Progress:
         self.every = every
         self.started = time.time()
         counts = handle.row_counts()
-        self.finished_at_start = counts.get("done", 0) + counts.get("pruned", 0) + counts.get("failed", 0)
+        self.finished_at_start = counts.get(states.DONE, 0) + counts.get(states.PRUNED, 0) + counts.get(states.FAILED, 0)
         self.live: Any = None
         self.last_line = ""
         self.last_print = 0.0

@@ -16,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rlsweep import states
@@ -88,7 +89,7 @@ class Worker:
         self.handle.register_worker(self.id)
         beat = Heartbeat(self.handle, self.id, self.sweep.worker.heartbeat, self.follow_ups)
         beat.start()
-        state = "stopped"
+        state = "stopped"  # the worker registry's state, not a run's
         wait = 0.05
         try:
             while max_runs is None or self.finished < max_runs:
@@ -105,7 +106,7 @@ class Worker:
                 self.run_one(row)
                 self.finished += 1
         except KeyboardInterrupt:
-            state = "interrupted"
+            state = "interrupted"  # the worker registry's state
             raise
         finally:
             beat.stopped.set()
@@ -133,9 +134,19 @@ class Worker:
 
     # ------------------------------------------------------------------ one run
     def run_one(self, row: QueueRow) -> str:
-        from pathlib import Path
+        """Prepare, execute and settle one claimed run; returns how it ended ("complete", "pruned",
+        "failed", "lost" or "interrupted"). Ctrl-C is re-raised once the run is settled."""
+        plan = self.prepare(row)
+        outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
+        ended = self.settle(row, plan if isinstance(plan, Prepared) else None, outcome)
+        if outcome.kind == INTERRUPTED:
+            raise KeyboardInterrupt
+        return ended
 
-        from optuna.trial import TrialState
+    def prepare(self, row: QueueRow) -> Prepared | Outcome:
+        """Queue row -> its trial (seed recorded first), the follow-up runs and the RunContext; an
+        Outcome (failed) when the trial cannot be created."""
+        from pathlib import Path
 
         handle, sweep = self.handle, self.sweep
         seed = handle.seed_for(row.seed_number)
@@ -146,9 +157,7 @@ class Worker:
             trial = self.strategy.propose(handle, row, attrs) if row.params is None else handle.create_trial(row.params, attrs)
         except Exception as exc:  # a sampler or storage error loses this run, not the worker
             log.exception("could not create run %s", row.key)
-            handle.set_row(row.id, state="failed")
-            self.echo(f"run {row.key} could not start: {type(exc).__name__}: {exc}")
-            return "failed"
+            return Outcome(FAILED, reason=f"could not start: {type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         handle.set_row(row.id, trial_number=trial.number)
         row.trial_number = trial.number
         _test_exit("created")
@@ -182,45 +191,67 @@ class Worker:
             record=lambda key, value: handle.set_attr(trial, key, value),
         )
         self.echo(f"run {trial.number} ({row.key}) seed {seed}: {_short(values)}")
+        return Prepared(row, trial, ctx, trainer, reporter)
+
+    def execute(self, run: Prepared) -> Outcome:
+        """Train the run and classify how it ended; records nothing about the ending (settle does)."""
+        reporter = run.reporter
         try:
-            trainer.train(ctx)
+            run.trainer.train(run.ctx)
         except KeyboardInterrupt:
-            self._fail(trial, "interrupted")
-            handle.set_row(row.id, state="interrupted")
-            handle.requeue(row, "interrupted")
-            raise
+            return Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, TrainerError) else f"error: {type(exc).__name__}: {exc}"
-            if reporter.diverged:
-                reason = reporter.diverged
-            (artifact_dir / "error.log").write_text(traceback.format_exc())
-            self._fail(trial, reason)
-            # Follow-ups are queued before this row leaves "running": a worker looking for work in
-            # between would otherwise see nothing waiting or running and leave (a population stalls).
-            handle.enqueue(self.strategy.on_fail(handle, row, trial))
-            handle.set_row(row.id, state="failed")
-            self.echo(f"run {trial.number} failed: {reason}")
-            return "failed"
+            return Outcome(FAILED, reason=reporter.diverged or reason, traceback=traceback.format_exc())
         finally:
             reporter.close()
         value = reporter.final_value()
         if value is None or not math.isfinite(value):
-            self._fail(trial, reporter.diverged or "no evaluation of the objective was reported")
+            return Outcome(FAILED, reason=reporter.diverged or "no evaluation of the objective was reported")
+        if reporter.pruned:
+            return Outcome(PRUNED, value, reporter.stop_reason)
+        return Outcome(STOPPED if reporter.stop_reason else FINISHED, value, reporter.stop_reason)
+
+    def settle(self, row: QueueRow, run: Prepared | None, outcome: Outcome) -> str:
+        """The one place a run ends: its trial's state and reason, its error.log, the follow-up runs,
+        its queue row and its message."""
+        from optuna.trial import TrialState
+
+        handle = self.handle
+        trial = run.trial if run is not None else None
+        if outcome.kind == INTERRUPTED:
+            if trial is not None:
+                self._fail(trial, states.INTERRUPTED_REASON)
+            handle.set_row(row.id, state=states.INTERRUPTED)
+            handle.requeue(row, states.INTERRUPTED_REASON)
+            return INTERRUPTED
+        if outcome.kind == FAILED:
+            reason = outcome.reason or "failed"
+            if trial is None:
+                handle.set_row(row.id, state=states.FAILED, attrs=dict(row.attrs, failure_reason=reason))
+                self.echo(f"run {row.key} {reason}")
+                return FAILED
+            (handle.artifact_dir(trial.number) / "error.log").write_text(outcome.traceback or reason + "\n")
+            self._fail(trial, reason)
+            # Follow-ups are queued before this row leaves "running": a worker looking for work in
+            # between would otherwise see nothing waiting or running and leave (a population stalls).
             handle.enqueue(self.strategy.on_fail(handle, row, trial))
-            handle.set_row(row.id, state="failed")
-            return "failed"
-        if reporter.stop_reason:
-            handle.set_attr(trial, "stop_reason", reporter.stop_reason)
-        state = TrialState.PRUNED if reporter.pruned else TrialState.COMPLETE
+            handle.set_row(row.id, state=states.FAILED)
+            self.echo(f"run {trial.number} failed: {reason}")
+            return FAILED
+        assert trial is not None and outcome.value is not None  # only a prepared run is trained
+        if outcome.reason:
+            handle.set_attr(trial, "stop_reason", outcome.reason)
+        state = TrialState.PRUNED if outcome.kind == PRUNED else TrialState.COMPLETE
         try:
-            handle.finish(trial, state, value if state == TrialState.COMPLETE else None)
+            handle.finish(trial, state, outcome.value if state == TrialState.COMPLETE else None)
         except Exception as exc:  # reaped as lost while we were slow: the requeued copy will run
             self.echo(f"run {trial.number}: could not record the result ({exc})")
             return "lost"
         _test_exit("finished")
         handle.enqueue(self.strategy.on_finish(handle, row, trial))
-        handle.set_row(row.id, state="pruned" if reporter.pruned else "done")
-        self.echo(f"run {trial.number} {state.name.lower()}: {sweep.objective.metric} = {value:.4g}")
+        handle.set_row(row.id, state=states.PRUNED if state == TrialState.PRUNED else states.DONE)
+        self.echo(f"run {trial.number} {state.name.lower()}: {self.sweep.objective.metric} = {outcome.value:.4g}")
         return state.name.lower()
 
     def _fail(self, trial: RunTrial, reason: str) -> None:
@@ -231,6 +262,32 @@ class Worker:
             self.handle.finish(trial, TrialState.FAIL)
         except Exception:  # already ended (reaped as lost): nothing more to record
             pass
+
+
+# How a run's training ended (Outcome.kind): FINISHED ran its budget, STOPPED was ended early as a
+# success by a gate, PRUNED was cut by a pruner or gate, FAILED raised/diverged/reported nothing.
+FINISHED, STOPPED, PRUNED, FAILED, INTERRUPTED = "finished", "stopped", "pruned", "failed", "interrupted"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What executing a run gave: its kind, its objective value, why it ended and any traceback."""
+
+    kind: str
+    value: float | None = None
+    reason: str | None = None
+    traceback: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A claimed run ready to train: its row, its trial, the trainer's context and the reporter."""
+
+    row: QueueRow
+    trial: RunTrial
+    ctx: RunContext
+    trainer: Any
+    reporter: Reporter
 
 
 class Reporter:

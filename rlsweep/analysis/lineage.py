@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rlsweep import states
+
 Mode = Literal["max", "min"]
 # Copies of a run that were cut short by the machinery, not by training; their requeued copy counts.
-_REQUEUED = ("worker lost", "interrupted")
+_REQUEUED = states.REQUEUED_REASONS
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlsweep import states
 from rlsweep.analysis.stats import Summary, summarize
 from rlsweep.strategies import keys_taken_by
 
@@ -46,7 +47,7 @@ def rank(handle: Any, *, statistic: str = "mean", include_pruned: bool = False) 
                 last = trial.intermediate_values[max(trial.intermediate_values)]
                 values[cid].append(float(last))
                 entry.runs.append(trial.number)
-        elif trial.state == TrialState.FAIL and trial.user_attrs.get("failure_reason") not in ("worker lost", "interrupted"):
+        elif trial.state == TrialState.FAIL and trial.user_attrs.get("failure_reason") not in states.REQUEUED_REASONS:
             entry.failed += 1
     for cid, entry in groups.items():
         entry.summary = summarize(values[cid])

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from rlsweep import states
 from rlsweep.analysis.lineage import (
     GenerationRun,
     Segment,
@@ -225,7 +226,7 @@ def results(trials: Sequence[Any], decode: Any) -> dict[str, ArmResult]:
             values[arm].append(float(t.value))
             runs[arm].append(t.number)
             seeds[arm].append(int(t.user_attrs.get("seed", -1)))
-        elif state == "fail" and t.user_attrs.get("failure_reason") not in ("worker lost", "interrupted"):
+        elif state == "fail" and t.user_attrs.get("failure_reason") not in states.REQUEUED_REASONS:
             failed[arm] += 1
     return {arm: ArmResult(arm, summarize(values[arm]), runs[arm], seeds[arm], failed[arm]) for arm in ARMS}
 

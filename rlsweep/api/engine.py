@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from rlsweep import states
 from rlsweep.config import LoadedSweep
 from rlsweep.errors import ConfigError
 
 Echo = Callable[[str], None]
-COUNT_ORDER = ("waiting", "running", "done", "pruned", "failed", "lost", "interrupted")
+COUNT_ORDER = states.STATES
 
 
 def silent(message: str) -> None:
@@ -83,7 +84,7 @@ def start_sweep(
         handle.reap_lost()
         handle.enqueue(strategy.recover(handle))
         counts = handle.row_counts()
-        if not counts.get("waiting", 0) and not counts.get("running", 0):
+        if not counts.get(states.WAITING, 0) and not counts.get(states.RUNNING, 0):
             echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep top {sweep.study}'")
             return RunResult(sweep.study, url, 1 if counts.get("failed", 0) else 0, counts)
         echo(f"study '{sweep.study}' in {storage_mod.redact(url)}: {format_counts(counts)}; starting {n_workers} worker(s)")
@@ -157,7 +158,7 @@ def supervise(
     if crashed:
         echo(f"{len(crashed)} worker(s) exited with an error (codes {codes}); logs in {launcher.log_location()}")
     counts = handle.row_counts()
-    unfinished = counts.get("waiting", 0) + counts.get("running", 0)
+    unfinished = counts.get(states.WAITING, 0) + counts.get(states.RUNNING, 0)
     echo(f"finished: {snap.line()}")
     if unfinished:
         echo(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
@@ -181,18 +182,18 @@ def run_index(handle: Any, strategy: Any, index: int, echo: Echo = silent) -> Ru
     def result(code: int) -> RunResult:
         return RunResult(handle.name, handle.url, code, handle.row_counts(), started=True)
 
-    if row.state in ("done", "pruned"):
+    if row.state in (states.DONE, states.PRUNED):
         echo(f"index {index} already finished as run {row.trial_number} ({row.state}); not re-running it")
         return result(0)
-    retry = [r for k, r in rows.items() if k.startswith(spec.key + "/retry:") and r.state == "waiting"]
-    key = retry[0].key if row.state != "waiting" and retry else spec.key
-    if rows.get(key) is None or rows[key].state != "waiting":
+    retry = [r for k, r in rows.items() if k.startswith(spec.key + "/retry:") and r.state == states.WAITING]
+    key = retry[0].key if row.state != states.WAITING and retry else spec.key
+    if rows.get(key) is None or rows[key].state != states.WAITING:
         echo(f"index {index} is {row.state} (worker {row.worker}); not starting it twice")
         return result(1 if row.state == "failed" else 0)
     worker = Worker(handle, echo=echo)
     worker.loop(only_key=key, max_runs=1)
     final = {r.key: r for r in handle.rows()}[key]
-    return result(0 if final.state in ("done", "pruned") else 1)
+    return result(0 if final.state in (states.DONE, states.PRUNED) else 1)
 
 
 def fresh_name(loaded: LoadedSweep, url: str, echo: Echo = silent) -> LoadedSweep:

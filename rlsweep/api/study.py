@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rlsweep import states
 from rlsweep.api.engine import Echo, RunResult, silent
 
 
@@ -289,7 +290,7 @@ class Study:
             f"(seed numbers {s.seed_offset}..{s.seed_offset + s.seeds - 1}, unused by the parent) -> study '{child.name}'"
         )
         counts = child.row_counts()
-        if not counts.get("waiting") and not counts.get("running"):
+        if not counts.get(states.WAITING) and not counts.get(states.RUNNING):
             echo(f"nothing left to run; see 'rlsweep top {child.name} --storage ...'")
             return Study(child, RunResult(child.name, child.url, 0, counts))
         result = supervise(child, workers or s.workers or os.cpu_count() or 1, progress=progress, progress_every=progress_every, echo=echo)
@@ -330,7 +331,7 @@ class Study:
         echo(f"{seeds} fresh seeds {first}..{first + seeds - 1} per arm -> study '{child.name}'")
         counts = child.row_counts()
         result = RunResult(child.name, child.url, 0, counts)
-        if counts.get("waiting") or counts.get("running"):
+        if counts.get(states.WAITING) or counts.get(states.RUNNING):
             result = supervise(child, workers or loaded.sweep.strategy.workers or os.cpu_count() or 1, progress=progress, progress_every=progress_every, echo=echo)
             _raise_if_interrupted(result)
         return Study(child, result)

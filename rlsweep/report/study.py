@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlsweep import states
 from rlsweep.study import CHILDREN_ATTR
 
 #: Rendered files the gallery shows (their sidecar is `<file>.json`).
@@ -101,7 +102,7 @@ def summary(handle: Any, trials: Sequence[Any]) -> dict[str, Any]:
             f"{_duration((max(ends) - min(starts)).total_seconds())} (run time summed over workers {_duration(busy)})"
         )
     queue = handle.row_counts()
-    if queue.get("waiting") or queue.get("running"):
+    if queue.get(states.WAITING) or queue.get(states.RUNNING):
         info["queue"] = ", ".join(f"{n} {state}" for state, n in sorted(queue.items()))
     return info
 
