@@ -207,6 +207,36 @@ class StudyHandle:
                 return _row(dict(row, state=states.RUNNING, worker=worker))
         raise StorageError("could not claim a run after 1000 tries; is the storage overloaded?")
 
+    def claim_batch(self, worker: str, n: int) -> list[QueueRow]:
+        """Move up to `n` waiting runs of this study to running for this worker, in one transaction
+        (for trainers that train several runs at once); [] when none is waiting.
+
+        Candidates are read first, then each is taken by an UPDATE conditional on it still waiting,
+        all in one transaction that begins with a write (so SQLite takes its write lock at once and
+        never has to upgrade a stale read). Rows another worker won in between are skipped; if it
+        won all of them, look again."""
+        import sqlalchemy as sa
+
+        t = self.runs_table
+        for _ in range(1000):
+            query = sa.select(t).where(t.c.study == self.name, t.c.state == states.WAITING).order_by(t.c.priority, t.c.id).limit(max(1, n))
+            with self.engine.connect() as con:
+                candidates = [dict(r) for r in con.execute(query).mappings()]
+            if not candidates:
+                return []
+            now = time.time()
+            claimed: list[QueueRow] = []
+            with self.engine.begin() as con:
+                for row in candidates:
+                    result = con.execute(
+                        t.update().where(t.c.id == row["id"], t.c.state == states.WAITING).values(state=states.RUNNING, worker=worker, updated=now)
+                    )
+                    if result.rowcount == 1:
+                        claimed.append(_row(dict(row, state=states.RUNNING, worker=worker)))
+            if claimed:
+                return claimed
+        raise StorageError("could not claim runs after 1000 tries; is the storage overloaded?")
+
     def set_row(self, row_id: int, *, only_if_state: str | None = None, **values: Any) -> bool:
         t = self.runs_table
         stmt = t.update().where(t.c.id == row_id)

@@ -13,15 +13,31 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from rlsweep.examples import synthetic
 from rlsweep.study import StudyHandle
+from rlsweep.trainers._base import RunContext
 from tests.conftest import synthetic_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hanging(run: RunContext) -> None:
+    """The sleepy trainer; in a process started with HANG_FILE set, its first run reports once,
+    writes its trial number there and hangs, so the test kills the worker mid-run, not by luck."""
+    marker = os.environ.get("HANG_FILE")
+    if marker:
+        run.report(run.eval_every, {"eval/mean_return": 0.0})
+        Path(marker + ".tmp").write_text(str(run.number))
+        Path(marker + ".tmp").rename(marker)
+        time.sleep(3600)
+    synthetic.sleepy(run)
 
 
 def _sleepy_sweep(name: str, tmp_path: Path, runs: int) -> Path:
     sweep = synthetic_sweep(
         name,
         tmp_path,
-        trainer={"kind": "function", "target": "rlsweep.examples.synthetic:sleepy", "timesteps": 1000, "sleep": 0.3},
+        trainer={"kind": "function", "target": "tests.test_faults:hanging", "timesteps": 1000, "sleep": 0.3},
         strategy={"name": "grid", "seeds": runs},
         params={},
         storage=f"sqlite:///{tmp_path}/study.db",
@@ -40,8 +56,9 @@ def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-
     raise AssertionError("timed out")
 
 
-def _rlsweep(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "rlsweep", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _rlsweep(*args: str, cwd: Path, **env_vars: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **env_vars)
+    return subprocess.Popen([sys.executable, "-m", "rlsweep", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str) -> None:
@@ -55,10 +72,10 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str) -> None
     loaded = load_sweep(file)
     handle = StudyHandle.create_or_load(loaded, url)
     handle.enqueue(make_strategy(loaded).initial_runs())
-    victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
-    _wait(lambda: handle.row_counts().get("running", 0) == 1)
+    marker = tmp_path / "hanging"
+    victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, HANG_FILE=str(marker))
     survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
-    time.sleep(0.5)
+    _wait(marker.exists)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     out, _ = survivor.communicate(timeout=120)
@@ -68,6 +85,7 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str) -> None
     failed = study.get_trials(states=[TrialState.FAIL])
     assert len(complete) == 4
     assert [t.user_attrs["failure_reason"] for t in failed] == ["worker lost"]
+    assert failed[0].number == int(marker.read_text())
     # the lost run was run again with the same seed
     assert failed[0].user_attrs["seed"] in {t.user_attrs["seed"] for t in complete}
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1, 2, 3]
@@ -84,7 +102,7 @@ def test_worker_killed_between_claim_and_trial_is_recorded_as_lost(tmp_path: Pat
     loaded = load_sweep(file)
     handle = StudyHandle.create_or_load(loaded, url)
     handle.enqueue(make_strategy(loaded).initial_runs())
-    env = dict(os.environ, RLSWEEP_TEST_EXIT_AT="claimed")
+    env = dict(os.environ, RLSWEEP_TEST_EXIT_AT="claimed", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     victim = subprocess.run([sys.executable, "-m", "rlsweep", "worker", "--study", study_name, "--storage", url], cwd=tmp_path, env=env, capture_output=True)
     assert victim.returncode == 137, victim.stdout.decode() + victim.stderr.decode()
     [claimed] = handle.rows(["running"])

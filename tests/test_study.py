@@ -42,6 +42,38 @@ def test_eight_processes_claim_every_run_exactly_once(storage_url: str, study_na
     assert handle.row_counts() == {"done": 40}
 
 
+def _batch_claimer(url: str, name: str, worker: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    handle = StudyHandle.load(name, url)
+    got = []
+    while rows := handle.claim_batch(worker, 3):
+        assert 1 <= len(rows) <= 3 and all(r.state == "running" and r.worker == worker for r in rows)
+        got.extend(r.key for r in rows)
+        for r in rows:
+            handle.set_row(r.id, state="done")
+    out.put(got)
+
+
+def test_batch_claims_take_every_run_exactly_once(storage_url: str, study_name: str, tmp_path: Path) -> None:
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path))
+    handle = StudyHandle.create_or_load(loaded, storage_url)
+    keys = [f"job:{i}" for i in range(40)]
+    handle.enqueue([RunSpec(k, {}, priority=0 if i >= 37 else 1) for i, k in enumerate(keys)])
+    first = handle.claim_batch("solo", 4)  # lowest priority value first, then queue order
+    assert [r.key for r in first] == ["job:37", "job:38", "job:39", "job:0"]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_batch_claimer, args=(storage_url, study_name, f"w{i}", out)) for i in range(6)]
+    for p in procs:
+        p.start()
+    claimed = [key for _ in procs for key in out.get(timeout=120)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert sorted(claimed + [r.key for r in first]) == sorted(keys)  # every run once, none twice
+    assert handle.row_counts() == {"done": 36, "running": 4}
+    assert handle.claim_batch("late", 5) == []
+
+
 def test_enqueue_is_idempotent_by_key(sqlite_url: str, study_name: str, tmp_path: Path) -> None:
     loaded = load_sweep(synthetic_sweep(study_name, tmp_path))
     handle = StudyHandle.create_or_load(loaded, sqlite_url)
