@@ -72,7 +72,7 @@ def start_sweep(
     if index is not None:
         handle = StudyHandle.create_or_load(loaded, url, force=force)
         return run_index(handle, make_strategy(loaded), index, echo)
-    n_workers = workers or sweep.strategy.workers or os.cpu_count() or 1
+    n_workers = default_workers(sweep, workers)
     # Workers start now and import their libraries while the study is created; they begin only
     # when `supervise` names the study, and simply exit if anything below fails (bad input: exit 2).
     launcher = launcher or LocalLauncher(Path("runs") / sweep.study / "logs")
@@ -93,6 +93,11 @@ def start_sweep(
         )
     finally:
         launcher.discard()
+
+
+def default_workers(sweep: Any, workers: int | None = None) -> int:
+    """Workers asked for, else the sweep's `strategy.workers`, else one per core."""
+    return workers or sweep.strategy.workers or os.cpu_count() or 1
 
 
 def warm_modules(trainer: dict[str, Any]) -> list[str]:

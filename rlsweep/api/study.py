@@ -278,10 +278,7 @@ class Study:
         echo: Echo = silent,
     ) -> Study:
         """Re-train the top configurations on fresh, held-out seeds in a linked child study; returns it."""
-        import os
-
         from rlsweep.api.children import reseed_child
-        from rlsweep.api.engine import supervise
 
         child = reseed_child(self.handle, top, seeds, name=name, statistic=by)
         s = child.sweep.strategy
@@ -289,13 +286,9 @@ class Study:
             f"reseed: {len(s.configs)} configuration(s) of '{self.name}' x {s.seeds} seeds "
             f"(seed numbers {s.seed_offset}..{s.seed_offset + s.seeds - 1}, unused by the parent) -> study '{child.name}'"
         )
-        counts = child.row_counts()
-        if not counts.get(states.WAITING) and not counts.get(states.RUNNING):
-            echo(f"nothing left to run; see 'rlsweep top {child.name} --storage ...'")
-            return Study(child, RunResult(child.name, child.url, 0, counts))
-        result = supervise(child, workers or s.workers or os.cpu_count() or 1, progress=progress, progress_every=progress_every, echo=echo)
-        _raise_if_interrupted(result)
-        return Study(child, result)
+        return _run_child(
+            child, workers, progress, progress_every, echo, idle=f"nothing left to run; see 'rlsweep top {child.name} --storage ...'"
+        )
 
     def replay(
         self,
@@ -311,10 +304,7 @@ class Study:
     ) -> Study:
         """Re-train a population winner's schedule from scratch on fresh seeds against a static
         configuration, in a linked child study; the child's `replay_results()` compares the arms."""
-        import os
-
         from rlsweep.api.children import replay_child
-        from rlsweep.api.engine import supervise
         from rlsweep.errors import ConfigError
 
         if workers is not None and workers <= 0:
@@ -329,12 +319,7 @@ class Study:
         )
         echo(f"static arm: {_static_label(plan)}: {_values(plan.static_values)}")
         echo(f"{seeds} fresh seeds {first}..{first + seeds - 1} per arm -> study '{child.name}'")
-        counts = child.row_counts()
-        result = RunResult(child.name, child.url, 0, counts)
-        if counts.get(states.WAITING) or counts.get(states.RUNNING):
-            result = supervise(child, workers or loaded.sweep.strategy.workers or os.cpu_count() or 1, progress=progress, progress_every=progress_every, echo=echo)
-            _raise_if_interrupted(result)
-        return Study(child, result)
+        return _run_child(child, workers, progress, progress_every, echo)
 
     def replay_results(self) -> dict[str, Any]:
         """A replay child's arms ('schedule', 'static'), each with its seed summary."""
@@ -411,9 +396,23 @@ def _store_returns(handle: Any, candidate: Any, returns: list[float]) -> None:
         con.execute(handle.metrics_table.insert(), rows)
 
 
-def _raise_if_interrupted(result: RunResult) -> None:
+def _run_child(
+    child: Any, workers: int | None, progress: Any, progress_every: float, echo: Echo, *, idle: str | None = None
+) -> Study:
+    """Run a just-queued child study to the end (nothing to do when it is already finished)."""
+    from rlsweep.api.engine import default_workers, supervise
+
+    counts = child.row_counts()
+    if not counts.get(states.WAITING) and not counts.get(states.RUNNING):
+        if idle:
+            echo(idle)
+        return Study(child, RunResult(child.name, child.url, 0, counts))
+    result = supervise(
+        child, default_workers(child.sweep, workers), progress=progress, progress_every=progress_every, echo=echo
+    )
     if result.code == 130:
         raise KeyboardInterrupt
+    return Study(child, result)
 
 
 def _fmt(value: Any) -> str:
