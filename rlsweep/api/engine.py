@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -54,7 +55,6 @@ def start_sweep(
     """Create or resume the study of `loaded`, run it to the end with `workers` local workers (or one
     grid `index` in this process) and say how it ended."""
     from rlsweep import storage as storage_mod
-    from rlsweep.launchers.local import LocalLauncher
     from rlsweep.strategies import make_strategy
     from rlsweep.study import StudyHandle
 
@@ -75,9 +75,7 @@ def start_sweep(
     n_workers = default_workers(sweep, workers)
     # Workers start now and import their libraries while the study is created; they begin only
     # when `supervise` names the study, and simply exit if anything below fails (bad input: exit 2).
-    launcher = launcher or LocalLauncher(Path("runs") / sweep.study / "logs")
-    launcher.prestart(n_workers, warm_modules(sweep.trainer))
-    try:
+    with standby_workers(sweep, n_workers, launcher) as launcher:
         handle = StudyHandle.create_or_load(loaded, url, force=force)
         strategy = make_strategy(loaded)
         handle.enqueue(strategy.initial_runs())
@@ -86,11 +84,23 @@ def start_sweep(
         counts = handle.row_counts()
         if not counts.get(states.WAITING, 0) and not counts.get(states.RUNNING, 0):
             echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep top {sweep.study}'")
-            return RunResult(sweep.study, url, 1 if counts.get("failed", 0) else 0, counts)
+            return RunResult(sweep.study, url, 1 if counts.get(states.FAILED, 0) else 0, counts)
         echo(f"study '{sweep.study}' in {storage_mod.redact(url)}: {format_counts(counts)}; starting {n_workers} worker(s)")
         return supervise(
             handle, n_workers, progress=progress, progress_every=progress_every, echo=echo, launcher=launcher, resources=resources
         )
+
+
+@contextmanager
+def standby_workers(sweep: Any, n_workers: int, launcher: Any = None) -> Iterator[Any]:
+    """A launcher (local by default) with n workers started in standby; on the way out, those that
+    were never launched are let go."""
+    from rlsweep.launchers.local import LocalLauncher
+
+    launcher = launcher or LocalLauncher(Path("runs") / sweep.study / "logs")
+    launcher.prestart(n_workers, warm_modules(sweep.trainer))
+    try:
+        yield launcher
     finally:
         launcher.discard()
 
@@ -122,21 +132,16 @@ def supervise(
     resources: dict[str, Any] | None = None,
 ) -> RunResult:
     """Start workers, follow the study until they exit; Ctrl-C stops them cleanly (code 130)."""
-    from rlsweep.launchers.local import LocalLauncher
     from rlsweep.progress import Progress
     from rlsweep.strategies import make_strategy
 
     if launcher is None:
         # Forked standby workers, as for `run`: they inherit this process, so a trainer function
         # defined in a script or notebook (its __main__) is found there too.
-        launcher = LocalLauncher(Path("runs") / handle.name / "logs")
-        launcher.prestart(n_workers, warm_modules(handle.sweep.trainer))
-        try:
+        with standby_workers(handle.sweep, n_workers) as local:
             return supervise(
-                handle, n_workers, progress=progress, progress_every=progress_every, echo=echo, launcher=launcher, resources=resources
+                handle, n_workers, progress=progress, progress_every=progress_every, echo=echo, launcher=local, resources=resources
             )
-        finally:
-            launcher.discard()
     launcher.launch(handle.name, handle.url, n_workers, resources)
     display = Progress(
         handle,
