@@ -216,7 +216,7 @@ def tables() -> Any:
             sa.Column("attrs", sa.Text, nullable=False, default="{}"),  # JSON: member, generation, parent …
             sa.Column("trial_number", sa.Integer, nullable=True),
             sa.Column("worker", sa.String(128), nullable=True),
-            sa.Column("updated", sa.Float, nullable=False),
+            sa.Column("updated", sa.Double, nullable=False),
             sa.UniqueConstraint("study", "key", name="uq_rlsweep_runs_study_key"),
             sa.Index("ix_rlsweep_runs_claim", "study", "state", "priority", "id"),
         )
@@ -229,8 +229,8 @@ def tables() -> Any:
             sa.Column("trial_number", sa.Integer, nullable=False),
             sa.Column("step", sa.BigInteger, nullable=False),
             sa.Column("name", sa.String(128), nullable=False),
-            sa.Column("value", sa.Float, nullable=True),
-            sa.Column("wall_time", sa.Float, nullable=False),
+            sa.Column("value", sa.Double, nullable=True),
+            sa.Column("wall_time", sa.Double, nullable=False),
             sa.Index("ix_rlsweep_metrics_trial", "study", "trial_number"),
         )
         workers = sa.Table(
@@ -240,8 +240,8 @@ def tables() -> Any:
             sa.Column("study", sa.String(128), nullable=False),
             sa.Column("host", sa.String(128), nullable=False),
             sa.Column("pid", sa.Integer, nullable=False),
-            sa.Column("started", sa.Float, nullable=False),
-            sa.Column("heartbeat", sa.Float, nullable=False),
+            sa.Column("started", sa.Double, nullable=False),
+            sa.Column("heartbeat", sa.Double, nullable=False),
             sa.Column("state", sa.String(16), nullable=False),  # alive stopped lost
         )
         _TABLES = (meta, runs, metrics, workers)
@@ -259,5 +259,25 @@ def create_tables(url: str) -> None:
         except Exception:  # lost a CREATE TABLE race to another process: the tables exist now
             time.sleep(1.0 + random.random())
             meta.create_all(aux_engine(url))
+        _widen_floats(aux_engine(url))
     except Exception as exc:
         raise StorageError(f"cannot create rlsweep tables in {redact(url)}: {redact(str(exc).splitlines()[0])}") from None
+
+
+def _widen_floats(engine: Any) -> None:
+    """Tables made before rlsweep declared its times and values DOUBLE hold them as MySQL's 4-byte
+    FLOAT: a Unix time rounded to 128 s (heartbeats could not tell a live worker from a lost one)
+    and metrics cut to 7 digits. Widen those columns in place (other databases' FLOAT is 8 bytes)."""
+    import sqlalchemy as sa
+
+    if engine.dialect.name != "mysql":
+        return
+    inspector = sa.inspect(engine)
+    for table in tables()[0].sorted_tables:
+        declared = {c.name: c for c in table.columns if isinstance(c.type, sa.Double)}
+        narrow = [c["name"] for c in inspector.get_columns(table.name) if c["name"] in declared and type(c["type"]).__name__ == "FLOAT"]
+        if narrow:
+            with engine.begin() as con:
+                for name in narrow:
+                    null = "NULL" if declared[name].nullable else "NOT NULL"
+                    con.execute(sa.text(f"ALTER TABLE {table.name} MODIFY `{name}` DOUBLE {null}"))

@@ -76,6 +76,7 @@ class Worker:
         self.strategy = make_strategy(handle.loaded)
         trainer_cls = get_trainer_class(str(self.sweep.trainer["kind"]))
         self.trainer_cls = trainer_cls
+        self.batch_size = max(1, int(trainer_cls.batch_size_for(self.sweep.trainer)))
         self.pruner = None
         if self.sweep.strategy.pruner != "none":
             budget = int(self.sweep.trainer.get("timesteps", self.sweep.trainer.get("steps", 0)) or 0)
@@ -93,18 +94,21 @@ class Worker:
         wait = 0.05
         try:
             while max_runs is None or self.finished < max_runs:
-                row = self.handle.claim(self.id, key=only_key)
-                if row is not None:
+                rows = self._claim(only_key, None if max_runs is None else max_runs - self.finished)
+                if rows:
                     _test_exit("claimed")
-                if row is None:
+                if not rows:
                     if only_key is not None or not self._work_may_appear():
                         break
                     time.sleep(wait)
                     wait = min(wait * 2, poll)
                     continue
                 wait = 0.05
-                self.run_one(row)
-                self.finished += 1
+                if len(rows) == 1 and self.batch_size == 1:
+                    self.run_one(rows[0])
+                else:
+                    self.run_batch(rows)
+                self.finished += len(rows)
         except KeyboardInterrupt:
             state = "interrupted"  # the worker registry's state
             raise
@@ -115,6 +119,14 @@ class Worker:
             except Exception:
                 pass
         return self.finished
+
+    def _claim(self, only_key: str | None, room: int | None) -> list[QueueRow]:
+        """The next runs to train: one, or up to the trainer's batch size in one transaction."""
+        n = self.batch_size if room is None else max(1, min(self.batch_size, room))
+        if only_key is not None or n == 1:
+            row = self.handle.claim(self.id, key=only_key)
+            return [] if row is None else [row]
+        return self.handle.claim_batch(self.id, n)
 
     def _work_may_appear(self) -> bool:
         """Wait while others run: a lost run is queued again, a population queues its next generation."""
@@ -140,6 +152,36 @@ class Worker:
         outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
         ended = self.settle(row, plan if isinstance(plan, Prepared) else None, outcome)
         if outcome.kind == INTERRUPTED:
+            raise KeyboardInterrupt
+        return ended
+
+    def run_batch(self, rows: list[QueueRow]) -> list[str]:
+        """Prepare the claimed runs, train each group of compatible ones in one `train_batch` call and
+        settle every run on its own; returns how each ended. Ctrl-C settles the runs not yet trained
+        as interrupted (queued again) and is re-raised."""
+        plans = [self.prepare(row) for row in rows]
+        outcomes: list[Outcome | None] = [plan if isinstance(plan, Outcome) else None for plan in plans]
+        groups: dict[str, list[int]] = {}
+        for i, plan in enumerate(plans):
+            if isinstance(plan, Prepared):
+                key = repr(self.trainer_cls.batch_group(plan.ctx.config, plan.ctx.hyperparams))
+                groups.setdefault(key, []).append(i)
+        interrupted = False
+        for members in groups.values():
+            group = [plans[i] for i in members]
+            results = (
+                [Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)] * len(group)
+                if interrupted
+                else self.execute_batch([p for p in group if isinstance(p, Prepared)])
+            )
+            for i, result in zip(members, results, strict=True):
+                outcomes[i] = result
+            interrupted = interrupted or any(o.kind == INTERRUPTED for o in results)
+        ended = []
+        for row, plan, ending in zip(rows, plans, outcomes, strict=True):
+            assert ending is not None
+            ended.append(self.settle(row, plan if isinstance(plan, Prepared) else None, ending))
+        if interrupted:
             raise KeyboardInterrupt
         return ended
 
@@ -169,7 +211,7 @@ class Worker:
         start_checkpoint, start_step = self.strategy.start_from(handle, row)
         budget = self.strategy.budget(row)
         trainer = self.trainer_cls(config)
-        reporter = Reporter(self, trial, start_step)
+        reporter = Reporter(self, trial, start_step, in_batch=self.batch_size > 1)
         ctx = RunContext(
             study=handle.name,
             number=trial.number,
@@ -195,22 +237,31 @@ class Worker:
 
     def execute(self, run: Prepared) -> Outcome:
         """Train the run and classify how it ended; records nothing about the ending (settle does)."""
-        reporter = run.reporter
         try:
             run.trainer.train(run.ctx)
         except KeyboardInterrupt:
             return Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)
         except Exception as exc:
-            reason = str(exc) if isinstance(exc, TrainerError) else f"error: {type(exc).__name__}: {exc}"
-            return Outcome(FAILED, reason=reporter.diverged or reason, traceback=traceback.format_exc())
+            return _crashed(run.reporter, exc)
         finally:
-            reporter.close()
-        value = reporter.final_value()
-        if value is None or not math.isfinite(value):
-            return Outcome(FAILED, reason=reporter.diverged or "no evaluation of the objective was reported")
-        if reporter.pruned:
-            return Outcome(PRUNED, value, reporter.stop_reason)
-        return Outcome(STOPPED if reporter.stop_reason else FINISHED, value, reporter.stop_reason)
+            run.reporter.close()
+        return _outcome(run.reporter)
+
+    def execute_batch(self, runs: list[Prepared]) -> list[Outcome]:
+        """Train compatible runs together in one `train_batch` call (one trainer, built from the first
+        run's config); each run's Outcome comes from its own reporter. An exception fails the runs
+        still training; the ones already told to stop keep how they ended."""
+        trainer = runs[0].trainer
+        try:
+            trainer.train_batch([run.ctx for run in runs])
+        except KeyboardInterrupt:
+            return [Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)] * len(runs)
+        except Exception as exc:
+            return [_outcome(run.reporter) if run.reporter.decided else _crashed(run.reporter, exc) for run in runs]
+        finally:
+            for run in runs:
+                run.reporter.close()
+        return [_outcome(run.reporter) for run in runs]
 
     def settle(self, row: QueueRow, run: Prepared | None, outcome: Outcome) -> str:
         """The one place a run ends: its trial's state and reason, its error.log, the follow-up runs,
@@ -269,6 +320,21 @@ class Worker:
 FINISHED, STOPPED, PRUNED, FAILED, INTERRUPTED = "finished", "stopped", "pruned", "failed", "interrupted"
 
 
+def _outcome(reporter: Reporter) -> Outcome:
+    """How a run whose training returned ended, from what it reported and was told."""
+    value = reporter.final_value()
+    if reporter.diverged or value is None or not math.isfinite(value):
+        return Outcome(FAILED, reason=reporter.diverged or "no evaluation of the objective was reported")
+    if reporter.pruned:
+        return Outcome(PRUNED, value, reporter.stop_reason)
+    return Outcome(STOPPED if reporter.stop_reason else FINISHED, value, reporter.stop_reason)
+
+
+def _crashed(reporter: Reporter, exc: BaseException) -> Outcome:
+    reason = str(exc) if isinstance(exc, TrainerError) else f"error: {type(exc).__name__}: {exc}"
+    return Outcome(FAILED, reason=reporter.diverged or reason, traceback=traceback.format_exc())
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What executing a run gave: its kind, its objective value, why it ended and any traceback."""
@@ -293,8 +359,12 @@ class Prepared:
 class Reporter:
     """The report callback a trainer gets: records metrics, feeds the pruner and gates, decides."""
 
-    def __init__(self, worker: Worker, trial: RunTrial, start_step: int) -> None:
+    def __init__(self, worker: Worker, trial: RunTrial, start_step: int, *, in_batch: bool = False) -> None:
         self.worker = worker
+        # In a batch one run must not end the others: a diverged run is told PRUNE instead of the
+        # trainer being interrupted by an exception, and reports after a stop are ignored (masked).
+        self.in_batch = in_batch
+        self.decided: Decision | None = None
         self.handle = worker.handle
         self.trial = trial
         self.objective = worker.sweep.objective
@@ -308,14 +378,22 @@ class Reporter:
         self.writes_tb = not getattr(worker.trainer_cls, "writes_tensorboard", False)
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> Decision:
-        step = int(step)
-        metrics = {str(k): float(v) for k, v in metrics.items()}
+        if self.in_batch and self.decided is not None:
+            return self.decided
+        decision = self._judge(int(step), {str(k): float(v) for k, v in metrics.items()})
+        if decision.should_stop:
+            self.decided = decision
+        return decision
+
+    def _judge(self, step: int, metrics: dict[str, float]) -> Decision:
         self.last_step = step
         self.handle.record_metrics(self.trial.trial_id, self.trial.number, step, metrics)
         self._tensorboard(step, metrics)
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:
             self.diverged = f"diverged: {', '.join(bad)} not finite at step {step}"
+            if self.in_batch:
+                return Decision.PRUNE
             raise TrainerError(self.diverged)
         name = self.objective.metric
         decision = Decision.CONTINUE

@@ -79,7 +79,8 @@ class Trainer(ABC):
     does nothing (or says the trainer cannot), so the worker, the config loader, render and mature
     never need to know which trainer they drive. tests/trainers/test_contract.py checks every hook."""
 
-    #: How many runs one process trains at once (the batched JAX trainer says > 1).
+    #: How many runs one process trains at once (the batched JAX trainer says > 1). A trainer whose
+    #: batch size comes from its settings overrides `batch_size_for` instead.
     batch_size: int = 1
 
     #: True when `train` writes its reported metrics as TensorBoard event files under
@@ -155,6 +156,19 @@ class Trainer(ABC):
     def _no_policies(cls) -> str:
         return f"the '{cls.kind()}' trainer saves no policy that rlsweep can load, evaluate or render"
 
+    @classmethod
+    def batch_size_for(cls, settings: Mapping[str, Any]) -> int:
+        """How many runs one worker claims at once and hands to `train_batch` (1: one `train` per
+        run). `settings` is the sweep's trainer section."""
+        return cls.batch_size
+
+    @classmethod
+    def batch_group(cls, config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> Any:
+        """Claimed runs whose groups are equal are trained together in one `train_batch` call (one
+        trainer built from the first run's config); a trainer that compiles one program per array
+        shape returns the shape-changing settings here. Default: every run of a sweep fits together."""
+        return None
+
     def budget(self) -> int:
         """Environment steps a run trains for, from the trainer's settings."""
         return int(self.settings.get("timesteps", self.settings.get("steps", 0)))
@@ -164,6 +178,10 @@ class Trainer(ABC):
         """Train one run, calling run.report(step, metrics) at each evaluation; stop when told."""
 
     def train_batch(self, runs: list[RunContext]) -> None:
-        """Train several runs; the default trains them one after another."""
+        """Train several runs at once (called when `batch_size_for` > 1; every run has the same
+        `batch_group`). Each run reports through its own `run.report` and gets its own Decision: a run
+        told to stop must stop alone (masked out) while the others go on; reports after that are
+        ignored. A diverged run (a non-finite metric) is told PRUNE and settled as failed. An exception
+        fails only the runs not yet stopped. The default trains them one after another."""
         for run in runs:
             self.train(run)

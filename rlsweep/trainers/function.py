@@ -1,5 +1,9 @@
 """The function trainer: `trainer: {kind: function, target: "module:function"}` calls the function with
-the run context. It is how a user plugs in a training script written as one Python function."""
+the run context. It is how a user plugs in a training script written as one Python function.
+
+With `batch: N` (N > 1) the function trains several runs at once: a worker claims up to N runs and
+calls it with the list of their contexts (see `Trainer.train_batch` for the duties that brings, and
+rlsweep/examples/batch_synthetic.py for an example)."""
 
 from __future__ import annotations
 
@@ -48,9 +52,24 @@ class FunctionTrainer(Trainer):
         # top`, a notebook) needs only the stored results.
         if not (isinstance(target, str) and target.startswith("__main__:")):
             resolve_target(target, file)
+        batch = settings.get("batch", 1)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ConfigError(
+                f"must be a whole number >= 1 (how many runs the function trains at once), got {batch!r}", file=file, key="trainer.batch"
+            )
         budget = settings.get("timesteps", settings.get("steps"))
         if not isinstance(budget, int) or budget <= 0:
             raise ConfigError(f"needs a positive whole number of steps, got {budget!r}", file=file, key="trainer.timesteps")
 
+    @classmethod
+    def batch_size_for(cls, settings: Mapping[str, Any]) -> int:
+        return int(settings.get("batch", 1))
+
     def train(self, run: RunContext) -> None:
         resolve_target(self.settings["target"])(run)
+
+    def train_batch(self, runs: list[RunContext]) -> None:
+        if self.batch_size_for(self.settings) > 1:
+            resolve_target(self.settings["target"])(runs)  # type: ignore[arg-type]  # a batch function takes the list
+        else:
+            super().train_batch(runs)
