@@ -1,5 +1,6 @@
-"""Export a study: one row per run, the learning curves of every metric, and one JSON document that
-holds everything needed to re-run the study (sweep, configurations, seeds, curves)."""
+"""Export a study: one row per run, the learning curves of every metric, the study's ranking (the one
+`rlsweep top` prints, `rlsweep.analysis.ranking.rank`), and one JSON document that holds everything
+needed to re-run the study (sweep, configurations, seeds, curves, ranking)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,22 @@ from pathlib import Path
 from typing import Any
 
 
-def run_rows(handle: Any) -> list[dict[str, Any]]:
+def run_rows(handle: Any, ranking: Any = None) -> list[dict[str, Any]]:
+    """One dict per run; with `ranking`, `rank` is its configuration's (or member's) rank (None: unranked)."""
+    ranks: dict[Any, int | None] = {}
+    if ranking is not None:
+        key = "run" if ranking.kind == "members" else "config_id"
+        ranks = {getattr(e, key): e.rank for e in ranking.entries}
     rows = []
     for t in handle.study.get_trials(deepcopy=False):
+        cid = handle.config_id(t)
         rows.append(
             {
                 "number": t.number,
                 "state": t.state.name.lower(),
                 "value": t.value,
-                "config_id": handle.config_id(t),
+                "config_id": cid,
+                **({"rank": ranks.get(t.number if ranking.kind == "members" else cid)} if ranking is not None else {}),
                 "seed": t.user_attrs.get("seed"),
                 "key": t.user_attrs.get("key"),
                 "failure_reason": t.user_attrs.get("failure_reason"),
@@ -30,9 +38,25 @@ def run_rows(handle: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def ranking_rows(ranking: Any) -> list[dict[str, Any]]:
+    """The ranking as flat rows (values as `param:<name>` columns), best first."""
+    rows = []
+    for record in ranking.records():
+        values = record.pop("values")
+        record.pop("schedule", None)
+        for k in ("runs", "seeds"):
+            if k in record:
+                record[k] = json.dumps(record[k])
+        rows.append(record | {f"param:{n}": _cell(v) for n, v in values.items()})
+    return rows
+
+
 def export_study(handle: Any, out: Path, fmt: str) -> list[Path]:
+    from rlsweep.analysis.ranking import rank
+
     out.mkdir(parents=True, exist_ok=True)
-    runs = run_rows(handle)
+    ranking = rank(handle)
+    runs = run_rows(handle, ranking)
     curves = handle.metrics()
     written: list[Path] = []
     if fmt == "json":
@@ -42,8 +66,10 @@ def export_study(handle: Any, out: Path, fmt: str) -> list[Path]:
         doc = {
             "study": handle.name,
             "sweep": handle.loaded.to_dict(),
+            "ranking": {"kind": ranking.kind, "statistic": ranking.statistic, "interval": ranking.interval,
+                        "ranked": ranking.records(), "unranked": [e.config_id for e in ranking.unranked]},
             "runs": [dict(r, curves=by_run.get(r["number"], {})) for r in runs],
-        }
+        }  # fmt: skip
         path = out / f"{handle.name}.json"
         path.write_text(json.dumps(doc, indent=1, default=str))
         return [path]
@@ -55,12 +81,14 @@ def export_study(handle: Any, out: Path, fmt: str) -> list[Path]:
     if fmt == "csv":
         written.append(_write_csv(out / "runs.csv", flat))
         written.append(_write_csv(out / "curves.csv", curves))
+        written.append(_write_csv(out / "ranking.csv", ranking_rows(ranking)))
         return written
     import pandas as pd
 
     pd.DataFrame(flat).to_parquet(out / "runs.parquet")
     pd.DataFrame(curves).to_parquet(out / "curves.parquet")
-    return [out / "runs.parquet", out / "curves.parquet"]
+    pd.DataFrame(ranking_rows(ranking)).to_parquet(out / "ranking.parquet")
+    return [out / "runs.parquet", out / "curves.parquet", out / "ranking.parquet"]
 
 
 def _cell(value: Any) -> Any:

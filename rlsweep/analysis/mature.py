@@ -54,9 +54,11 @@ def episode_seeds(train_seed: int, episodes: int) -> list[int]:
 
 
 def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]:
-    """Finished runs with a saved final model: of the study, of its reseed children, or both."""
+    """Finished runs with a saved final model: of the study, of its reseed children, or both; each
+    study's in the order of its ranking (`rank`: best configuration first, its seeds by seed number)."""
     from optuna.trial import TrialState
 
+    from rlsweep.analysis.ranking import rank
     from rlsweep.study import StudyHandle
 
     handles = [handle]
@@ -67,7 +69,9 @@ def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]
         handles = [handle, *children]
     found = []
     for h in handles:
-        for t in h.study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]):
+        order = {number: i for i, number in enumerate(rank(h).run_order())}
+        finished = h.study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+        for t in sorted(finished, key=lambda t: (order.get(t.number, len(order)), t.number)):
             model = t.user_attrs.get("model")
             if not model or not Path(model).exists():
                 continue
@@ -147,7 +151,7 @@ def judge(
         returns = cached[(c.study, c.number)]
         score = statistic(returns, how)
         verdicts.append(Verdict(c.study, c.number, c.config_id, c.seed, score, returns, score >= threshold, c.model, c.params))
-    verdicts.sort(key=lambda v: -v.score)
+    verdicts.sort(key=lambda v: -v.score)  # stable: equal scores keep the ranking's order
     return verdicts
 
 

@@ -22,10 +22,16 @@ def max_seed_number(handle: Any) -> int:
 
 
 def reseed_sweep(parent: Any, top: int, seeds: int, *, name: str | None = None, statistic: str = "mean") -> Any:
-    """The child study's validated sweep: parent's trainer and space, strategy `list` over its best configurations."""
+    """The child study's validated sweep: parent's trainer and space, strategy `list` over the first
+    `top` entries of the parent's ranking (`rank`). For a population study these are its best members'
+    newest values, re-trained as static configurations (`replay` re-trains a schedule)."""
     ranked = rank(parent, statistic=statistic)[:top]
     if not ranked:
         raise ConfigError(f"study '{parent.name}' has no finished runs to reseed; run it first")
+    unique: dict[str, Any] = {}
+    for entry in ranked:  # two members may have ended on the same values
+        unique.setdefault(entry.config_id, entry)
+    ranked = list(unique.values())
     data = json.loads(json.dumps(parent.loaded.to_dict()))
     data["study"] = name or f"{parent.name}-reseed"
     data["strategy"] = {

@@ -66,6 +66,11 @@ def replay_child(
         )
     trials = parent.study.get_trials(deepcopy=False)
     runs = replay.load_runs(parent)
+    if member is None and runs:
+        from rlsweep.analysis.ranking import rank
+
+        ranked = rank(parent)
+        member = ranked[0].member if len(ranked) else None  # the first of `rlsweep top`'s members
     try:
         plan = replay.plan_replay(runs, parent.name, mode=parent.sweep.objective.mode, member=member, static=static)  # type: ignore[arg-type]
     except ValueError as exc:

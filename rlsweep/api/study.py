@@ -38,41 +38,57 @@ class Study:
         """Runs by state: waiting, running, done, pruned, failed, lost, interrupted."""
         return dict(self.handle.row_counts())
 
-    def ranked(self, n: int | None = None, *, by: str = "mean") -> list[Any]:
-        """Configurations best first (the ranking every command uses), as RankedConfig records."""
+    def ranking(self, *, by: str = "mean", min_seeds: int = 1) -> Any:
+        """The study's one ranking (`rlsweep.analysis.ranking.rank`): every command orders by it.
+
+        Configurations over seeds (pruned seeds at their last value; failed ones left out and counted;
+        fewer than `min_seeds` seeds: in `.unranked`), or a population study's members by their newest
+        generation."""
         from rlsweep.analysis.ranking import rank
         from rlsweep.errors import ConfigError
+        from rlsweep.strategies import POPULATION
 
         if by not in ("mean", "iqm"):
             raise ConfigError(f"by must be 'mean' or 'iqm', got {by!r}")
-        ranked = rank(self.handle, statistic=by)
-        return ranked if n is None else ranked[:n]
+        if min_seeds < 1:
+            raise ConfigError(f"min_seeds must be at least 1, got {min_seeds}")
+        if min_seeds > 1 and self.handle.sweep.strategy.name in POPULATION:
+            raise ConfigError(
+                f"study '{self.name}' is a population study ({self.handle.sweep.strategy.name}): its members are "
+                "ranked by their newest generation, one run each; min_seeds does not apply"
+            )
+        return rank(self.handle, statistic=by, min_seeds=min_seeds)
+
+    def ranked(self, n: int | None = None, *, by: str = "mean", min_seeds: int = 1) -> list[Any]:
+        """The ranked entries of `ranking()`, best first (RankedConfig, or RankedMember records)."""
+        entries = list(self.ranking(by=by, min_seeds=min_seeds).entries)
+        return entries if n is None else entries[:n]
 
     # ------------------------------------------------------------------ tables
-    def top(self, n: int = 10, *, by: str = "mean") -> Any:
-        """The numbers `rlsweep top` prints, one row per configuration, best first (index: rank)."""
+    def top(self, n: int = 10, *, by: str = "mean", min_seeds: int = 1) -> Any:
+        """The numbers `rlsweep top` prints, one row per configuration (or member), best first (index:
+        rank). A configuration with fewer than 2 seeds has no interval or std (NaN)."""
         import pandas as pd
 
+        ranking = self.ranking(by=by, min_seeds=min_seeds)
         rows = []
-        for i, r in enumerate(self.ranked(n, by=by), 1):
-            s = r.summary
-            rows.append(
-                {
-                    "rank": i,
-                    "config_id": r.config_id,
-                    "seeds": s.n,
-                    "mean": s.mean,
-                    "std": s.std,
-                    "iqm": s.iqm,
-                    "ci_low": s.ci_low,
-                    "ci_high": s.ci_high,
-                    "pruned": r.pruned,
-                    "failed": r.failed,
-                    "runs": list(r.runs),
-                    **r.values,
-                }
-            )
-        columns = ["rank", "config_id", "seeds", "mean", "std", "iqm", "ci_low", "ci_high", "pruned", "failed", "runs"]
+        if ranking.kind == "members":
+            for m in ranking.entries[:n]:
+                rows.append(
+                    {"rank": m.rank, "member": m.member, "run": m.run, "generation": m.generation, "value": m.score,
+                     "generations": m.generations, "exploits": m.exploits, "config_id": m.config_id,
+                     "schedule": m.schedule_text(), **m.values}
+                )  # fmt: skip
+            columns = ["rank", "member", "run", "generation", "value", "generations", "exploits", "config_id", "schedule"]
+        else:
+            for r in ranking.entries[:n]:
+                s = r.summary
+                rows.append(
+                    {"rank": r.rank, "config_id": r.config_id, "seeds": s.n, "mean": s.mean, "std": s.std, "iqm": s.iqm,
+                     "ci_low": s.ci_low, "ci_high": s.ci_high, "pruned": r.pruned, "failed": r.failed,
+                     "runs": list(r.runs), **r.values}
+                )  # fmt: skip
+            columns = ["rank", "config_id", "seeds", "mean", "std", "iqm", "ci_low", "ci_high", "pruned", "failed", "runs"]
         return pd.DataFrame(rows, columns=columns + [k for k in (rows[0] if rows else {}) if k not in columns]).set_index("rank")
 
     def runs(self) -> Any:
@@ -349,7 +365,7 @@ class Study:
         top = self.top(5)
         if top.empty:
             return head + "<br><i>no finished runs yet</i>"
-        shown = top.drop(columns=["runs"])
+        shown = top.drop(columns=["runs"], errors="ignore")
         return head + shown.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-")
 
 

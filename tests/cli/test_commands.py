@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -169,7 +170,14 @@ def test_top_table(study: Finished, capsys: pytest.CaptureFixture[str]) -> None:
     ]
     rows = [line for line in out.splitlines() if re.match(r"^│ \d ", line)]
     assert len(rows) == 3
-    assert "learning_rate=0.001, width=64, policy_kwargs.net_arch=[64, 64]" in rows[0]
+    # Piped (as here), the table fits 100 columns: the values column holds one value per line.
+    lines = out.splitlines()
+    start = lines.index(rows[0])
+    block = [lines[start]] + list(itertools.takewhile(lambda line: re.match(r"^│\s+│", line), lines[start + 1 :]))
+    values = "".join(line.rstrip().rstrip("│").split("│")[-1].strip() for line in block)
+    assert values == "learning_rate=0.001width=64policy_kwargs.net_arch=[64, 64]"
+    assert "95% CI of the mean over seeds" in " ".join(out.split())
+    assert max(len(line) for line in lines) <= 100
 
 
 def top_json(study: Finished, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
@@ -319,6 +327,14 @@ def test_export_csv(study: Finished, capsys: pytest.CaptureFixture[str]) -> None
         str(out_dir / "runs.csv"),
         "wrote",
         str(out_dir / "curves.csv"),
+        "wrote",
+        str(out_dir / "ranking.csv"),
+    ]
+    with (out_dir / "ranking.csv").open() as fh:
+        ranking = list(csv.DictReader(fh))
+    assert [int(r["rank"]) for r in ranking] == [1, 2, 3, 4]  # the order `top` prints
+    assert [(float(r["param:learning_rate"]), int(r["param:width"])) for r in ranking] == [
+        (c["learning_rate"], c["width"]) for c in CONFIGS
     ]
     with (out_dir / "runs.csv").open() as fh:
         runs = list(csv.DictReader(fh))
