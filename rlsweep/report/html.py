@@ -43,6 +43,7 @@ class _Config:
     summary: Summary
     runs: list[Mapping[str, Any]]
     states: Counter[str]
+    rank: int | None = None  # its place in the study's ranking; None when not ranked
 
 
 def _e(value: Any) -> str:
@@ -69,27 +70,50 @@ def _state(run: Mapping[str, Any]) -> str:
     return str(run.get("state", FINISHED)).upper().removeprefix("TRIALSTATE.")
 
 
-def _group(runs: Sequence[Mapping[str, Any]], mode: str, seed: int) -> list[_Config]:
-    """Configurations best first by the mean objective of their finished runs (unranked ones last)."""
+def _seed_run(run: Mapping[str, Any], objective: str) -> Any:
+    """A report run row as the ranking reads it (a pruned run: its last reported objective)."""
+    from rlsweep.analysis.ranking import SeedRun
+
+    state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(_state(run), "pending")
+    score = run.get("score", run.get("value") if state == "complete" else None)
+    if score is None and state == "pruned":
+        curve = (run.get("curves") or {}).get(objective) or []
+        score = curve[-1][1] if curve else None
+    return SeedRun(
+        int(run.get("number", 0)), str(run.get("config_id", run.get("number"))), dict(run.get("params", {})),
+        run.get("seed"), state, float(score) if _finite(score) else math.nan,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _group(
+    runs: Sequence[Mapping[str, Any]], mode: str, seed: int, ranking: Any = None, objective: str = ""
+) -> list[_Config]:
+    """Configurations in the order of the study's one ranking (`rlsweep.analysis.ranking`; computed
+    from the run rows when none is given): ranked ones first, then the rest."""
+    from rlsweep.analysis.ranking import rank_runs
+
     by_id: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for run in runs:
         by_id[str(run.get("config_id", run.get("number")))].append(run)
+    if ranking is None or ranking.kind != "configurations":
+        ranking = rank_runs([_seed_run(r, objective) for r in runs], mode=mode, seed=seed)  # type: ignore[arg-type]
+    entries = {e.config_id: e for e in [*ranking.entries, *ranking.unranked]}
+    order = [*ranking.order(), *sorted(c for c in by_id if c not in entries)]
     configs = []
-    for cid, members in by_id.items():
-        values = [float(r["value"]) for r in members if _state(r) == FINISHED and _finite(r.get("value"))]
+    for cid in order:
+        members = by_id.get(cid, [])
+        e = entries.get(cid)
         configs.append(
             _Config(
                 cid,
-                dict(members[0].get("params", {})),
-                summarize(values, seed=seed),
+                dict(e.values if e is not None else members[0].get("params", {})),
+                e.summary if e is not None else summarize([]),
                 members,
                 Counter(_state(r) for r in members),
+                None if e is None else e.rank,
             )
         )
-    sign = -1.0 if mode == "max" else 1.0
-    return sorted(
-        configs, key=lambda c: (c.summary.n == 0, sign * c.summary.mean if c.summary.n else 0.0, c.config_id)
-    )
+    return configs
 
 
 def _sparkline(points: Sequence[tuple[float, float]], width: int = 120, height: int = 26) -> str:
@@ -250,17 +274,43 @@ def _gallery(
 
 
 def _top_table(ranked: Sequence[_Config], top: int, anchors: bool = True) -> str:
+    from rlsweep.analysis.ranking import interval_text
+
     rows = []
-    for rank, c in enumerate(ranked[:top], start=1):
+    for c in ranked[:top]:
         s = c.summary
         extra = ", ".join(f"{n} {st.lower()}" for st, n in sorted(c.states.items()) if st != FINISHED)
         anchor = f'<a id="config-{_e(c.config_id)}"></a>' if anchors else ""
         rows.append([
-            str(rank), f"{anchor}<code>{_e(c.config_id)}</code>", str(s.n),
-            _fmt(s.mean), _fmt(s.iqm), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]", _fmt(s.std), _e(extra), _params_text(c.params),
+            str(c.rank), f"{anchor}<code>{_e(c.config_id)}</code>", str(s.n),
+            _fmt(s.mean), _fmt(s.iqm), _e(interval_text(s)), _fmt(s.std), _e(extra), _params_text(c.params),
         ])  # fmt: skip
     header = ["#", "configuration", "seeds", "mean", "IQM", "95% CI", "std", "other runs", "parameters"]
     return _table(header, rows, {0, 2, 3, 4, 6}) if rows else "<p>No finished runs yet.</p>"
+
+
+def _ranking_note(ranking: Any) -> str:
+    interval = ranking.interval if ranking is not None else "95% CI of the mean over seeds (percentile bootstrap; none below 2 seeds)"
+    return (
+        f"Ranked as `rlsweep top` ranks: mean, IQM and {interval}. Seeds are the runs with a value; a pruned "
+        "run counts at its last reported value, failed runs are left out (other runs)."
+    )
+
+
+def _members_table(ranking: Any, top: int) -> str:
+    """A population study's members as `rlsweep top` ranks them: by their newest generation."""
+    from rlsweep.analysis.ranking import fmt
+
+    rows = [
+        [str(m.rank), str(m.member), _e(fmt(m.score)), str(m.generation), str(m.exploits), _e(m.run), _e(m.schedule_text())]
+        for m in ranking.entries[:top]
+    ]
+    header = ["#", "member", "value", "generation", "exploits", "run", "schedule of its lineage"]
+    note = (
+        "<p class='muted'>Members ranked by their newest generation's value (members at the newest generation "
+        "first); exploits: how often the member copied a donor.</p>"
+    )
+    return note + (_table(header, rows, {0, 1, 2, 3, 4}) if rows else "<p>No finished runs yet.</p>")
 
 
 def _runs_table(runs: Sequence[Mapping[str, Any]], objective: str, study: str | None = None) -> str:
@@ -281,7 +331,7 @@ def _children(children: Sequence[Mapping[str, Any]], objective: str, mode: str, 
     for child in children:
         name = str(child.get("name"))
         runs = list(child.get("runs") or ())
-        ranked = [c for c in _group(runs, mode, seed) if c.summary.n]
+        ranked = [c for c in _group(runs, mode, seed, child.get("ranking"), objective) if c.rank is not None]
         parts.append(
             f"<h3>{_e(name)}</h3><p class='muted'>Ranked on its own (held-out) seeds.</p>{_top_table(ranked, top, anchors=False)}"
             f"<details open><summary>{_plural(len(runs), 'run')}</summary>{_runs_table(runs, objective, name)}</details>"
@@ -320,6 +370,7 @@ def build_report(
     mature_note: str | None = None,
     population: Sequence[Mapping[str, Any]] | None = None,
     children: Sequence[Mapping[str, Any]] = (),
+    ranking: Any = None,
     top: int = 10,
     curve_configs: int = 8,
     max_metrics: int = 6,
@@ -332,7 +383,9 @@ def build_report(
     config_id, run and cluster, optionally study (a reseed child's name), step, and timeline (a
     checkpoint of a run's timeline). `mature`: dicts with run, config_id, seed, score and optionally
     study. `population`: a PBT/PB2 study's generation runs (`rlsweep.analysis.lineage.GenerationRun`
-    fields as dicts) for the lineage section. `children`: reseed studies as {name, runs}. The
+    fields as dicts) for the lineage section. `children`: reseed studies as {name, runs, ranking}.
+    `ranking`: the study's `rlsweep.analysis.ranking.rank` (the order of `rlsweep top`); without it the
+    same ranking is computed from `runs` (a pruned run at its last objective point). The
     learning-curve figures show the best `curve_configs` configurations for the objective and up to
     `max_metrics - 1` other metrics.
     """
@@ -342,8 +395,8 @@ def build_report(
     img = out / "img"
     out.mkdir(parents=True, exist_ok=True)
     name = str((study or {}).get("name", (study or {}).get("study", "study")))
-    configs = _group(runs, mode, seed)
-    ranked = [c for c in configs if c.summary.n]
+    configs = _group(runs, mode, seed, ranking, objective)
+    ranked = [c for c in configs if c.rank is not None]
     states = Counter(_state(r) for r in runs)
 
     # Figures: a bounded set whatever the number of runs.
@@ -409,6 +462,7 @@ def build_report(
     params_html = f'<div class="figs">{params_html}</div>' if params_html else ""
     if importance_note:
         params_html = f'<p class="muted">{_e(importance_note)}</p>{params_html}'
+    members_html = _members_table(ranking, top) if ranking is not None and ranking.kind == "members" else ""
     nav = [
         ("summary", "summary"),
         ("top", "top configurations"),
@@ -417,8 +471,9 @@ def build_report(
     ]
     sections = [
         f'<h2 id="summary">Summary</h2>{_table([], summary_rows)}',
-        '<h2 id="top">Top configurations</h2><p class="muted">Mean, IQM and 95% bootstrap CI of the mean over '
-        f"seeds (finished runs only).</p>{_top_table(ranked, top)}{other_anchors}",
+        f'<h2 id="top">Top {"members" if members_html else "configurations"}</h2>'
+        + (members_html or f'<p class="muted">{_e(_ranking_note(ranking))}</p>{_top_table(ranked, top)}')
+        + other_anchors,
         f'<h2 id="curves">Learning curves</h2>{figures}',
         f'<h2 id="params">Hyperparameters</h2>{params_html or "<p class=muted>Nothing searched or nothing finished yet.</p>"}',
     ]

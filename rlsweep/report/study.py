@@ -211,6 +211,7 @@ def build_study_report(
 ) -> Path:
     """Write the study's report (default runs/<study>/report/index.html) and return its path."""
     from rlsweep.analysis import lineage
+    from rlsweep.analysis.ranking import rank
     from rlsweep.report.html import build_report
 
     root = Path(root)
@@ -236,7 +237,8 @@ def build_study_report(
         mature=chosen,
         mature_note=mature_note,
         population=population,
-        children=[{"name": h.name, "runs": run_rows(h)} for h in kids],
+        children=[{"name": h.name, "runs": run_rows(h), "ranking": rank(h, seed=seed)} for h in kids],
+        ranking=rank(handle, seed=seed),  # the table's order is `rlsweep top`'s
         top=top,
         seed=seed,
     )
