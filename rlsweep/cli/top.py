@@ -54,7 +54,7 @@ def execute(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- the table
 def columns(ranking: Any) -> list[str]:
     if ranking.kind == "members":
-        return ["#", "member", "value", "gen", "exploits", "run", "schedule"]
+        return ["#", "member", "value", "gens", "exploits", "run", "schedule"]
     cols = ["#", "config", "seeds", "mean", "std", "IQM", "95% CI", "pruned"]
     for extra in ("failed", "pending"):  # shown only when some configuration has one
         if any(getattr(e, extra) for e in ranking.entries):
@@ -67,7 +67,7 @@ def cells(ranking: Any, entry: Any, cols: list[str], sep: str) -> list[str]:
 
     if ranking.kind == "members":
         sched = entry.schedule_text().replace(", ", sep)
-        return [str(entry.rank), str(entry.member), fmt(entry.score), str(entry.generation), str(entry.exploits), str(entry.run), sched]
+        return [str(entry.rank), str(entry.member), fmt(entry.score), str(entry.generations), str(entry.exploits), str(entry.run), sched]
     s = entry.summary
     known = {
         "#": str(entry.rank), "config": entry.config_id, "seeds": str(s.n), "mean": fmt(s.mean), "std": fmt(s.std),
@@ -86,7 +86,7 @@ def title(handle: Any, ranking: Any, shown: list[Any], by: str) -> str:
 
 def caption(ranking: Any) -> str:
     if ranking.kind == "members":
-        return "gen: generations trained; exploits: times it copied a donor; schedule: its lineage's values"
+        return "gens: generations it trained; exploits: times it copied a donor; schedule: its lineage's values"
     return f"{ranking.interval}. seeds: runs with a value; a pruned one counts at its last value"
 
 

@@ -302,10 +302,10 @@ def _members_table(ranking: Any, top: int) -> str:
     from rlsweep.analysis.ranking import fmt
 
     rows = [
-        [str(m.rank), str(m.member), _e(fmt(m.score)), str(m.generation), str(m.exploits), _e(m.run), _e(m.schedule_text())]
+        [str(m.rank), str(m.member), _e(fmt(m.score)), str(m.generations), str(m.exploits), _e(m.run), _e(m.schedule_text())]
         for m in ranking.entries[:top]
     ]
-    header = ["#", "member", "value", "generation", "exploits", "run", "schedule of its lineage"]
+    header = ["#", "member", "value", "generations", "exploits", "run", "schedule of its lineage"]
     note = (
         "<p class='muted'>Members ranked by their newest generation's value (members at the newest generation "
         "first); exploits: how often the member copied a donor.</p>"

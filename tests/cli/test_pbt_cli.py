@@ -154,3 +154,36 @@ def test_replay_retrains_the_schedule_on_fresh_seeds(
     assert main([*args[:5], "3", *args[6:]]) == 2
     assert "study 'toy-replay' exists with another replay plan" in capsys.readouterr().err
     assert toy_study.study.user_attrs.get("rlsweep:children") in (None, ["toy-replay"])
+
+
+def test_top_ranks_members_by_their_newest_generation(
+    toy_study: StudyHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rlsweep.analysis.reseed import reseed_sweep
+    from rlsweep.space import config_id
+
+    capsys.readouterr()
+    assert main(["top", "toy", "--storage", toy_study.url, "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    runs = lineage.population_runs(toy_study.study.get_trials(), toy_study.decode)
+    members = lineage.by_member(runs)
+    assert sorted(r["member"] for r in ranked) == list(range(POPULATION))  # members, not generations as seeds
+    assert all("n" not in r and r["generations"] == GENERATIONS for r in ranked)
+    best = lineage.winner(runs)
+    assert (ranked[0]["member"], ranked[0]["run"], ranked[0]["value"]) == (best.member, best.number, best.score)
+    values = [r["value"] for r in ranked]
+    assert values == sorted(values, reverse=True)
+    for r in ranked:
+        own = members[r["member"]]
+        assert r["exploits"] == sum(g.donor_run is not None for g in own)
+        assert r["run"] == own[-1].number and r["values"] == own[-1].values
+        assert len(r["schedule"]) == len(lineage.ancestry(runs, own[-1]))
+    # The table: members with generations, exploits and schedule, within 100 columns when piped.
+    assert main(["top", "toy", "--storage", toy_study.url]) == 0
+    out = capsys.readouterr().out
+    assert "┃ member" in out and "exploits" in out and "seeds" not in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    # reseed --top picks the ranking's first members' newest values.
+    child = reseed_sweep(toy_study, 2, 1)
+    expected = list(dict.fromkeys(config_id(r["values"]) for r in ranked[:2]))
+    assert [config_id(c) for c in child.sweep.strategy.configs] == expected
