@@ -104,7 +104,9 @@ class RankedMember:
             seq = [seg["values"].get(name) for seg in self.schedule]
             changes = sum(1 for a, b in zip(seq, seq[1:], strict=False) if a != b)
             if changes:
-                parts.append(f"{name} {fmt(seq[0])} → {fmt(seq[-1])} ({changes} change{'' if changes == 1 else 's'})")
+                parts.append(
+                    f"{name} {fmt(seq[0])} → {fmt(seq[-1])} ({changes} change{'' if changes == 1 else 's'})"
+                )
             else:
                 parts.append(f"{name} {fmt(seq[0])} (fixed)")
         return ", ".join(parts)
@@ -221,7 +223,12 @@ def rank_runs(
     sign = -1.0 if mode == "max" else 1.0
     ordered = sorted(
         groups.values(),
-        key=lambda g: (g.summary.n == 0, sign * getattr(g.summary, statistic) if g.summary.n else 0.0, -g.summary.n, g.config_id),
+        key=lambda g: (
+            g.summary.n == 0,
+            sign * getattr(g.summary, statistic) if g.summary.n else 0.0,
+            -g.summary.n,
+            g.config_id,
+        ),
     )
     ranked = [g for g in ordered if g.summary.n >= min_seeds]
     for i, g in enumerate(ranked, 1):
@@ -230,7 +237,9 @@ def rank_runs(
     return Ranking("configurations", ranked, unranked, statistic, mode, min_seeds)
 
 
-def rank_members(runs: Sequence[Any], *, mode: Mode = "max", config_id: Callable[[dict[str, Any]], str] | None = None) -> Ranking:
+def rank_members(
+    runs: Sequence[Any], *, mode: Mode = "max", config_id: Callable[[dict[str, Any]], str] | None = None
+) -> Ranking:
     """A population's members by their newest generation's value (`lineage.GenerationRun` records).
 
     Members that reached the newest generation come first (one that is behind has trained fewer
@@ -347,7 +356,9 @@ def unranked_line(ranking: Ranking) -> str:
 
 def _seed_counts(e: RankedConfig) -> str:
     parts = [f"{e.summary.n} seed{'' if e.summary.n == 1 else 's'}"]
-    parts += [f"{n} {word}" for n, word in ((e.pruned, "pruned"), (e.failed, "failed"), (e.pending, "pending")) if n]
+    parts += [
+        f"{n} {word}" for n, word in ((e.pruned, "pruned"), (e.failed, "failed"), (e.pending, "pending")) if n
+    ]
     return ", ".join(parts)
 
 
@@ -368,7 +379,12 @@ def export_best(handle: Any, ranked: Sequence[Any], directory: Path) -> list[Pat
             study=f"{handle.name}-best{i}",
             trainer=trainer,
             params=hyper,
-            strategy={**keys_taken_by("grid", base["strategy"]), "name": "grid", "runs": None, "seeds": max(seeds, 1)},
+            strategy={
+                **keys_taken_by("grid", base["strategy"]),
+                "name": "grid",
+                "runs": None,
+                "seeds": max(seeds, 1),
+            },
             storage=None,
             artifacts=None,
         )

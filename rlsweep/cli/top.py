@@ -18,7 +18,9 @@ MIN_VALUES_WIDTH = 16
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("top", help="ranked configurations with mean, IQM and 95%% CI over seeds", description=__doc__)
+    p = sub.add_parser(
+        "top", help="ranked configurations with mean, IQM and 95%% CI over seeds", description=__doc__
+    )
     add_study_args(p)
     p.add_argument("-n", type=int, default=10, help="how many configurations (default 10)")
     p.add_argument("--by", choices=("mean", "iqm"), default="mean", help="rank by this statistic")
@@ -67,7 +69,15 @@ def cells(ranking: Any, entry: Any, cols: list[str], sep: str) -> list[str]:
 
     if ranking.kind == "members":
         sched = entry.schedule_text().replace(", ", sep)
-        return [str(entry.rank), str(entry.member), fmt(entry.score), str(entry.generations), str(entry.exploits), str(entry.run), sched]
+        return [
+            str(entry.rank),
+            str(entry.member),
+            fmt(entry.score),
+            str(entry.generations),
+            str(entry.exploits),
+            str(entry.run),
+            sched,
+        ]
     s = entry.summary
     known = {
         "#": str(entry.rank), "config": entry.config_id, "seeds": str(s.n), "mean": fmt(s.mean), "std": fmt(s.std),
@@ -86,7 +96,9 @@ def title(handle: Any, ranking: Any, shown: list[Any], by: str) -> str:
 
 def caption(ranking: Any) -> str:
     if ranking.kind == "members":
-        return "gens: generations it trained; exploits: times it copied a donor; schedule: its lineage's values"
+        return (
+            "gens: generations it trained; exploits: times it copied a donor; schedule: its lineage's values"
+        )
     return f"{ranking.interval}. seeds: runs with a value; a pruned one counts at its last value"
 
 
@@ -112,7 +124,9 @@ def _natural_width(table: Any) -> int:
     return max((len(line.rstrip()) for line in buf.getvalue().splitlines()), default=0)
 
 
-def render(handle: Any, ranking: Any, shown: list[Any], by: str, *, width: int | None = None, tty: bool | None = None) -> str:
+def render(
+    handle: Any, ranking: Any, shown: list[Any], by: str, *, width: int | None = None, tty: bool | None = None
+) -> str:
     """The table as text: on a terminal at its width; piped, within PIPED_WIDTH columns: the values
     column one value per line when the table is too wide, plain lines when even that does not fit."""
     from rich.console import Console
@@ -121,10 +135,17 @@ def render(handle: Any, ranking: Any, shown: list[Any], by: str, *, width: int |
 
     tty = sys.stdout.isatty() if tty is None else tty
     buf = io.StringIO()
-    console = Console(file=buf, width=width or (None if tty else PIPED_WIDTH), force_terminal=tty, color_system="auto" if tty else None)
+    console = Console(
+        file=buf,
+        width=width or (None if tty else PIPED_WIDTH),
+        force_terminal=tty,
+        color_system="auto" if tty else None,
+    )
     width = console.width
     if not shown:
-        console.print("no finished runs yet" if not ranking.unranked else "no configuration has enough seeds to rank")
+        console.print(
+            "no finished runs yet" if not ranking.unranked else "no configuration has enough seeds to rank"
+        )
     else:
         table = _table(handle, ranking, shown, by, ", ")
         if _natural_width(table) > width:

@@ -104,7 +104,10 @@ def test_every_caller_orders_by_the_one_ranking(study: str, tmp_path: Path) -> N
 
     out_dir = tmp_path / "best"
     cli("top", study, "-n", "2", "--export", str(out_dir))
-    assert [f"rank {i + 1}" in (out_dir / f"{study}-best{i + 1}.yaml").read_text() for i in range(2)] == [True, True]
+    assert [f"rank {i + 1}" in (out_dir / f"{study}-best{i + 1}.yaml").read_text() for i in range(2)] == [
+        True,
+        True,
+    ]
     assert order[0] in (out_dir / f"{study}-best1.yaml").read_text()
 
 
