@@ -169,8 +169,21 @@ def plain(handle: Any, ranking: Any, shown: list[Any], by: str, width: int) -> s
     for entry in shown:
         values = dict(zip(cols, cells(ranking, entry, cols, ", "), strict=True))
         last = cols[-1]
-        head = "  ".join(f"{c} {v}" for c, v in values.items() if c not in ("#", last))
-        out.append(textwrap.fill(f"{values['#']}. {head}", width, subsequent_indent="   "))
+        pairs = [f"{c} {v}" for c, v in values.items() if c not in ("#", last)]
+        out.extend(_pack([f"{values['#']}. {pairs[0]}", *pairs[1:]], width, "   "))
         out.append(textwrap.fill(values[last], width, initial_indent="   ", subsequent_indent="   "))
     out.append(textwrap.fill(caption(ranking), width))
     return "\n".join(out) + "\n"
+
+
+def _pack(items: list[str], width: int, indent: str) -> list[str]:
+    """Items joined by two spaces into lines within `width`, never breaking an item (`failed 0`)."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        if line and len(line) + 2 + len(item) > width:
+            lines.append(line)
+            line = indent + item
+        else:
+            line = f"{line}  {item}" if line else item
+    return [*lines, line] if line else lines
