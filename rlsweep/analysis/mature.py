@@ -77,7 +77,7 @@ def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]
                 continue
             values = h.decode(t.params)
             config, _ = h.space.fill(values)
-            found.append((h, Candidate(h.name, t.number, t._trial_id, model, config, values, h.config_id(t), int(t.user_attrs.get("seed", 0)))))
+            found.append((h, Candidate(h.name, t.number, h.trial_id(t), model, config, values, h.config_id(t), int(t.user_attrs.get("seed", 0)))))
     return found
 
 

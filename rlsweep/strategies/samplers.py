@@ -11,7 +11,8 @@ from typing import Any
 
 from rlsweep.strategies._base import Strategy
 from rlsweep.strategies.settings import SamplerSettings
-from rlsweep.study import QueueRow, RunSpec, RunTrial, StudyHandle
+from rlsweep.study import QueueRow, RunSpec, StudyHandle
+from rlsweep.study.trials import run_trial
 
 DEFAULT_RUNS = 20
 # Samplers that keep no state in the trial they sample for: their values can be drawn before the
@@ -85,7 +86,7 @@ class SamplerStrategy(Strategy):
         trial = handle.study.ask(handle.space.distributions())
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        return RunTrial(trial._trial_id, trial.number, dict(trial.params))
+        return run_trial(trial)
 
     def on_start(self, handle: StudyHandle, row: QueueRow, trial: Any) -> list[RunSpec]:
         base = row.key.split("/")[0]

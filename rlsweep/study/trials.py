@@ -1,0 +1,108 @@
+"""The trial store: a run's Optuna trial, driven through Optuna's storage API.
+
+The only module in rlsweep that uses Optuna's private API (`study._storage`, `_study_id`,
+`FrozenTrial._trial_id`): going through `optuna.Trial` re-reads the trial several times, most of a
+short run's overhead. When Optuna changes those names, this is the one file to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class RunTrial:
+    """The Optuna trial of a running run, driven through the storage API (no `optuna.Trial`, whose
+    construction and `tell` re-read the trial several times: most of a short run's overhead)."""
+
+    trial_id: int
+    number: int
+    params: dict[str, Any]  # Optuna's external values (JSON strings for list choices)
+
+
+def trial_id(trial: Any) -> int:
+    """The storage id of a FrozenTrial or `optuna.Trial` (Optuna keeps it private)."""
+    return int(trial._trial_id)
+
+
+def run_trial(trial: Any) -> RunTrial:
+    """A RunTrial for an `optuna.Trial` made by `study.ask` (the samplers that need one)."""
+    return RunTrial(trial_id(trial), trial.number, dict(trial.params))
+
+
+class TrialStore:
+    """The Optuna trials of one study."""
+
+    def __init__(self, study: Any, space: Any) -> None:
+        self.study = study
+        self.space = space
+
+    def create(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> RunTrial:
+        """A RUNNING trial with these params and attributes, written in one transaction."""
+        import datetime
+
+        from optuna.trial import FrozenTrial, TrialState
+
+        dists = {name: self.space[name].distribution() for name in params}
+        template = FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.datetime.now(),
+            datetime_complete=None,
+            params=dict(params),
+            distributions=dists,
+            user_attrs=dict(attrs),
+            system_attrs={},
+            intermediate_values={},
+            trial_id=-1,
+        )
+        storage_ = self.study._storage
+        new_id = storage_.create_new_trial(self.study._study_id, template_trial=template)
+        # Optuna's cached storage has just recorded the new trial's number: reading it back from the
+        # database (get_trial_number_from_id) would cost a query per run.
+        cached = getattr(storage_, "_trial_id_to_study_id_and_number", {}).get(new_id)
+        number = cached[1] if cached else storage_.get_trial_number_from_id(new_id)
+        return RunTrial(new_id, number, dict(params))
+
+    def set_attr(self, trial: RunTrial, key: str, value: Any) -> None:
+        self.study._storage.set_trial_user_attr(trial.trial_id, key, value)
+
+    def report(self, trial: RunTrial, step: int, value: float) -> None:
+        """The objective's learning curve as Optuna intermediate values (pruners and the dashboard read it)."""
+        self.study._storage.set_trial_intermediate_value(trial.trial_id, int(step), float(value))
+
+    def finish(self, trial: RunTrial, state: Any, value: float | None = None) -> None:
+        """End the trial: COMPLETE with its value, PRUNED or FAIL. Raises if someone else ended it."""
+        self.study._storage.set_trial_state_values(trial.trial_id, state, None if value is None else [float(value)])
+
+    def fail_lost(self, trial: Any, reason: str) -> None:
+        """Fail a FrozenTrial whose worker is gone; a worker that came back and finished it this
+        instant wins (its result stands)."""
+        from optuna.trial import TrialState
+
+        try:
+            self.study._storage.set_trial_user_attr(trial_id(trial), "failure_reason", reason)
+            self.study._storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+        except Exception:
+            pass
+
+    def frozen(self, trial: RunTrial) -> Any:
+        return self.study._storage.get_trial(trial.trial_id)
+
+    def trial(self, number: int) -> Any:
+        storage_ = self.study._storage
+        return storage_.get_trial(storage_.get_trial_id_from_study_id_trial_number(self.study._study_id, number))
+
+    def of_row(self, trial_number: int | None, key: str) -> Any:
+        """The trial of a claimed run, or None. A worker records the trial's number on the row just
+        after creating the trial, so a worker killed in between leaves a RUNNING trial that only
+        its `key` attribute links to the row."""
+        from optuna.trial import TrialState
+
+        if trial_number is not None:
+            return self.trial(trial_number)
+        running = self.study.get_trials(deepcopy=False, states=[TrialState.RUNNING])
+        return next((t for t in running if t.user_attrs.get("key") == key), None)
