@@ -15,7 +15,11 @@ WRITES = {
     "set_trial_intermediate_value", "set_trial_param", "enqueue", "enqueue_trial", "create_trial",
     "create_or_load", "create_new_trial", "create_study", "delete_study", "finish", "record_metrics",
     "set_row", "requeue", "reap_lost", "heartbeat", "register_worker", "tell", "optimize", "begin",
+    "claim", "claim_batch", "fail_lost", "ask",
 }  # fmt: skip
+# The study's writing units: analysis/render/report read through `rlsweep.study.view` (and the
+# constants in `rlsweep.study.attrs`), never these or the StudyHandle that composes them.
+STUDY_WRITERS = ("rlsweep.study.queue", "rlsweep.study.trials", "rlsweep.study.metrics", "rlsweep.study.workers")
 
 
 def modules(under: Path = PACKAGE) -> list[Path]:
@@ -60,6 +64,35 @@ def test_analysis_render_and_report_do_not_write_to_the_storage() -> None:
     assert offenders == []
 
 
+def test_analysis_render_and_report_import_only_the_view_of_the_study() -> None:
+    offenders = []
+    for part in READ_ONLY:
+        for path in modules(PACKAGE / part):
+            for name in imported(ast.parse(path.read_text()), path):
+                writer = name.startswith(STUDY_WRITERS) or name in ("rlsweep.study", "rlsweep.study.StudyHandle", "rlsweep.study.open_study")
+                if writer:
+                    offenders.append(f"{path.relative_to(PACKAGE)}: imports {name}")
+    assert offenders == []
+
+
+def test_the_study_view_has_no_write_method() -> None:
+    from rlsweep.study import StudyHandle, StudyView
+
+    public = {name for name in dir(StudyView) if not name.startswith("_")}
+    assert public & WRITES == set()
+    assert {"enqueue", "claim", "set_row", "create_trial", "finish", "record_metrics", "register_worker", "heartbeat"} <= set(dir(StudyHandle))
+
+
+def test_only_the_trial_store_uses_optunas_private_api() -> None:
+    """`study._storage`, `_study_id` and `FrozenTrial._trial_id` are Optuna's internals: one module holds them."""
+    users = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in modules()
+        if any(f".{name}" in path.read_text() for name in ("_storage", "_study_id", "_trial_id"))
+    )
+    assert users == ["study/trials.py"]
+
+
 def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
     """The scanners find a cli import and a storage write when there is one (so the tests above can fail)."""
     bad = PACKAGE / "worker.py"
@@ -67,6 +100,8 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
     assert {"rlsweep.cli.run", "rlsweep.cli"} <= imported(tree, bad)
     calls = [n.func.attr for n in ast.walk(ast.parse("h.study.set_user_attr('k', 1)\nh.engine.begin()\n")) if isinstance(n, ast.Call)]
     assert set(calls) <= WRITES and calls
+    names = imported(ast.parse("from rlsweep.study.queue import RunQueue\nfrom rlsweep.study import StudyHandle\n"), PACKAGE / "report" / "x.py")
+    assert any(n.startswith(STUDY_WRITERS) for n in names) and "rlsweep.study.StudyHandle" in names
 
 
 # Imports go down only: cli -> api -> launchers -> worker -> strategies, trainers -> study -> storage.

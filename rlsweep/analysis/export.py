@@ -17,7 +17,7 @@ def run_rows(handle: Any, ranking: Any = None) -> list[dict[str, Any]]:
         key = "run" if ranking.kind == "members" else "config_id"
         ranks = {getattr(e, key): e.rank for e in ranking.entries}
     rows = []
-    for t in handle.study.get_trials(deepcopy=False):
+    for t in handle.get_trials(deepcopy=False):
         cid = handle.config_id(t)
         rows.append(
             {

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.study import CHILDREN_ATTR
+from rlsweep.study.attrs import CHILDREN_ATTR
 
 MATURE_SEED_BASE = 1_000_000_000  # far above training seeds and the periodic evaluation seeds
 METRIC = "mature/return"
@@ -59,10 +59,10 @@ def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]
     from optuna.trial import TrialState
 
     from rlsweep.analysis.ranking import rank
-    from rlsweep.study import StudyHandle
+    from rlsweep.study.view import open_view
 
     handles = [handle]
-    children = [StudyHandle.load(name, handle.url) for name in handle.study.user_attrs.get(CHILDREN_ATTR, [])]
+    children = [open_view(name, handle.url) for name in handle.user_attrs.get(CHILDREN_ATTR, [])]
     if source == "reseed" or (source == "auto" and children):
         handles = children
     elif source == "all":
@@ -70,7 +70,7 @@ def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]
     found = []
     for h in handles:
         order = {number: i for i, number in enumerate(rank(h).run_order())}
-        finished = h.study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+        finished = h.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
         for t in sorted(finished, key=lambda t: (order.get(t.number, len(order)), t.number)):
             model = t.user_attrs.get("model")
             if not model or not Path(model).exists():

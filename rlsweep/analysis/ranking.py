@@ -176,7 +176,7 @@ class Ranking:
 def rank(handle: Any, *, statistic: str = "mean", min_seeds: int = 1, seed: int = 0) -> Ranking:
     """The study's ranking (see the module's docstring for the rule): members for a population study,
     configurations over seeds otherwise. Reads only."""
-    trials = handle.study.get_trials(deepcopy=False)
+    trials = handle.get_trials(deepcopy=False)
     mode = handle.sweep.objective.mode
     if handle.sweep.strategy.name in POPULATION:
         from rlsweep.analysis.lineage import population_runs

@@ -233,5 +233,5 @@ def results(trials: Sequence[Any], decode: Any) -> dict[str, ArmResult]:
 
 def load_runs(handle: Any) -> list[GenerationRun]:
     return population_runs(
-        handle.study.get_trials(deepcopy=False), handle.decode, interval=handle.sweep.strategy.interval
+        handle.get_trials(deepcopy=False), handle.decode, interval=handle.sweep.strategy.interval
     )

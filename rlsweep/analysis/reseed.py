@@ -17,7 +17,7 @@ from rlsweep.errors import ConfigError
 
 
 def max_seed_number(handle: Any) -> int:
-    seeds = [int(t.user_attrs["seed"]) for t in handle.study.get_trials(deepcopy=False) if "seed" in t.user_attrs]
+    seeds = [int(t.user_attrs["seed"]) for t in handle.get_trials(deepcopy=False) if "seed" in t.user_attrs]
     return max(seeds, default=handle.sweep.seed - 1) - handle.sweep.seed
 
 

@@ -39,7 +39,7 @@ def reseed_child(parent: Any, top: int, seeds: int, *, name: str | None = None, 
 
     if top <= 0 or seeds <= 0:
         raise ConfigError(f"--top and --seeds must be at least 1, got {top} and {seeds}")
-    return start_child(parent, reseed_sweep(parent, top, seeds, name=name, statistic=statistic))
+    return start_child(parent, reseed_sweep(parent.view(), top, seeds, name=name, statistic=statistic))
 
 
 @dataclass
@@ -65,11 +65,11 @@ def replay_child(
             f"study '{parent.name}' uses strategy '{parent.sweep.strategy.name}'; replay needs pbt, pb2 or pb2_mixed"
         )
     trials = parent.study.get_trials(deepcopy=False)
-    runs = replay.load_runs(parent)
+    runs = replay.load_runs(parent.view())
     if member is None and runs:
         from rlsweep.analysis.ranking import rank
 
-        ranked = rank(parent)
+        ranked = rank(parent.view())
         member = ranked[0].member if len(ranked) else None  # the first of `rlsweep top`'s members
     try:
         plan = replay.plan_replay(runs, parent.name, mode=parent.sweep.objective.mode, member=member, static=static)  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ class Study:
                 f"study '{self.name}' is a population study ({self.handle.sweep.strategy.name}): its members are "
                 "ranked by their newest generation, one run each; min_seeds does not apply"
             )
-        return rank(self.handle, statistic=by, min_seeds=min_seeds)
+        return rank(self.handle.view(), statistic=by, min_seeds=min_seeds)
 
     def ranked(self, n: int | None = None, *, by: str = "mean", min_seeds: int = 1) -> list[Any]:
         """The ranked entries of `ranking()`, best first (RankedConfig, or RankedMember records)."""
@@ -98,7 +98,7 @@ class Study:
         from rlsweep.analysis.export import run_rows
 
         rows = []
-        for r in run_rows(self.handle):
+        for r in run_rows(self.handle.view()):
             reason = r["failure_reason"] or r["stop_reason"]
             rows.append(
                 {
@@ -180,7 +180,7 @@ class Study:
 
         if format not in ("csv", "json", "parquet"):
             raise ConfigError(f"format must be csv, json or parquet, got {format!r}")
-        return list(export_study(self.handle, Path(out or f"runs/{self.name}/export"), format))
+        return list(export_study(self.handle.view(), Path(out or f"runs/{self.name}/export"), format))
 
     def report(self, out: str | Path | None = None, *, top: int = 10) -> Path:
         """Write the static HTML report; returns its index.html."""
@@ -189,7 +189,7 @@ class Study:
 
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}")
-        return Path(build_study_report(self.handle, None if out is None else str(out), top=top))
+        return Path(build_study_report(self.handle.view(), None if out is None else str(out), top=top))
 
     # ------------------------------------------------------------------ policies
     def mature(
@@ -219,7 +219,7 @@ class Study:
             raise ConfigError(f"source must be auto, search, reseed or all, got {source!r}")
         policy_trainer(self.handle.sweep.trainer, "mature", self.name)
         verdicts = judge(
-            self.handle, threshold, episodes, how=statistic, source=source, workers=workers or os.cpu_count() or 1,
+            self.handle.view(), threshold, episodes, how=statistic, source=source, workers=workers or os.cpu_count() or 1,
             echo=echo, store=_store_returns,
         )  # fmt: skip
         self.mature_index = None
@@ -263,7 +263,7 @@ class Study:
             mature=mature, top=top, run=run, checkpoints=checkpoints, episodes=episodes, seed=seed, format=format,
             fps=fps, size=size, overlay=overlay, max_steps=max_steps, workers=workers,
         )  # fmt: skip
-        handle = self.handle
+        handle = self.handle.view()
         select.require_policies(handle)
         root = Path("runs")
         out_dir = Path(out) if out else root / handle.name / "render"
@@ -408,8 +408,11 @@ def _store_returns(handle: Any, candidate: Any, returns: list[float]) -> None:
          "name": METRIC, "value": float(v), "wall_time": time.time()}
         for k, v in enumerate(returns)
     ]  # fmt: skip
-    with handle.engine.begin() as con:
-        con.execute(handle.metrics_table.insert(), rows)
+    from rlsweep import storage
+
+    # `handle` is the read-only view judge() was given (or a child's): the API layer writes.
+    with storage.aux_engine(handle.url).begin() as con:
+        con.execute(storage.tables()[2].insert(), rows)
 
 
 def _run_child(

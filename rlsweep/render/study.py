@@ -63,7 +63,7 @@ def policy_of(handle: Any, trial: Any, model: str | None = None) -> Policy:
 
 def find_run(handle: Any, number: int) -> Any:
     """The trial of run `number`, or a ConfigError naming the runs there are."""
-    trials = handle.study.get_trials(deepcopy=False)
+    trials = handle.get_trials(deepcopy=False)
     for t in trials:
         if t.number == number:
             return t
@@ -74,7 +74,7 @@ def find_run(handle: Any, number: int) -> Any:
 def mature_policies(handle: Any, root: Path) -> list[Policy]:
     """Every policy listed as mature in runs/<study>/mature/index.json (reseed children's included)."""
     from rlsweep.errors import StorageError
-    from rlsweep.study import StudyHandle
+    from rlsweep.study.view import open_view
 
     path = root / handle.name / "mature" / "index.json"
     try:
@@ -97,7 +97,7 @@ def mature_policies(handle: Any, root: Path) -> list[Policy]:
         name = str(entry.get("study") or handle.name)
         if name not in handles:
             try:
-                handles[name] = StudyHandle.load(name, handle.url)
+                handles[name] = open_view(name, handle.url)
             except StorageError as exc:
                 raise ConfigError(f"{path} lists study '{name}', which cannot be opened: {exc}") from None
             require_policies(handles[name])
@@ -115,7 +115,7 @@ def top_policies(handle: Any, n: int) -> list[Policy]:
     ranked = rank(handle)[:n]
     if not ranked:
         raise ConfigError(f"study '{handle.name}' has no finished runs to render yet")
-    trials = {t.number: t for t in handle.study.get_trials(deepcopy=False)}
+    trials = {t.number: t for t in handle.get_trials(deepcopy=False)}
     return [policy_of(handle, trials[number]) for entry in ranked for number in entry.runs]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep import states
-from rlsweep.study import CHILDREN_ATTR
+from rlsweep.study.attrs import CHILDREN_ATTR
 
 #: Rendered files the gallery shows (their sidecar is `<file>.json`).
 MEDIA_SUFFIXES = (".gif", ".mp4")
@@ -28,7 +28,7 @@ def run_rows(handle: Any, trials: Sequence[Any] | None = None) -> list[dict[str,
     Optuna's intermediate values when the table has nothing for a run)."""
     trials = [
         t
-        for t in (trials if trials is not None else handle.study.get_trials(deepcopy=False))
+        for t in (trials if trials is not None else handle.get_trials(deepcopy=False))
         if "seed" in t.user_attrs
     ]
     curves: dict[int, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -109,10 +109,10 @@ def summary(handle: Any, trials: Sequence[Any]) -> dict[str, Any]:
 
 def importance(handle: Any) -> tuple[dict[str, float], str | None]:
     """Optuna's fANOVA importance of the searched parameters, or ({}, why not)."""
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+    from optuna.importance import FanovaImportanceEvaluator
     from optuna.trial import TrialState
 
-    complete = handle.study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+    complete = handle.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
     if len(complete) < 2:
         return {}, f"Importance needs at least 2 finished runs ({len(complete)} so far)."
     # A parameter with one possible value explains nothing; Optuna would still share importance with it.
@@ -122,9 +122,7 @@ def importance(handle: Any) -> tuple[dict[str, float], str | None]:
     if len({t.value for t in complete}) < 2:
         return {}, f"Importance: every finished run scored {complete[0].value:g}, so no parameter explains a difference."
     try:
-        scores = get_param_importances(
-            handle.study, evaluator=FanovaImportanceEvaluator(seed=0), params=varied
-        )
+        scores = handle.param_importances(FanovaImportanceEvaluator(seed=0), varied)
     except Exception as exc:  # Optuna refuses some studies (one distinct value, dynamic spaces): say so
         return {}, f"Importance not available: {type(exc).__name__}: {exc}"
     scores = {k: float(v) for k, v in scores.items() if math.isfinite(float(v))}
@@ -134,12 +132,12 @@ def importance(handle: Any) -> tuple[dict[str, float], str | None]:
 def children(handle: Any) -> list[Any]:
     """The reseed studies linked to this one, opened in the same storage (missing ones skipped)."""
     from rlsweep.errors import StorageError
-    from rlsweep.study import StudyHandle
+    from rlsweep.study.view import open_view
 
     found = []
-    for name in handle.study.user_attrs.get(CHILDREN_ATTR, []):
+    for name in handle.user_attrs.get(CHILDREN_ATTR, []):
         try:
-            found.append(StudyHandle.load(name, handle.url))
+            found.append(open_view(name, handle.url))
         except StorageError:
             continue
     return found
@@ -216,7 +214,7 @@ def build_study_report(
 
     root = Path(root)
     out = Path(out_dir) if out_dir is not None else root / handle.name / "report"
-    trials = handle.study.get_trials(deepcopy=False)
+    trials = handle.get_trials(deepcopy=False)
     kids = children(handle)
     scores, note = importance(handle)
     chosen, mature_note = mature(root, handle.name)

@@ -150,6 +150,16 @@ class StudyHandle:
     def trial(self, number: int) -> Any:
         return self.trials.trial(number)
 
+    def get_trials(self, deepcopy: bool = False, states: Any = None) -> list[Any]:
+        return self.view().get_trials(deepcopy, states)
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return dict(self.study.user_attrs)
+
+    def param_importances(self, evaluator: Any, params: list[str]) -> dict[str, float]:
+        return self.view().param_importances(evaluator, params)
+
     def trial_id(self, trial: Any) -> int:
         return trial_id(trial)
 

@@ -32,6 +32,12 @@ class StudyView:
     def user_attrs(self) -> dict[str, Any]:
         return dict(self._handle.study.user_attrs)
 
+    def param_importances(self, evaluator: Any, params: list[str]) -> dict[str, float]:
+        """Optuna's importance of `params` over the finished trials (reads the study only)."""
+        from optuna.importance import get_param_importances
+
+        return dict(get_param_importances(self._handle.study, evaluator=evaluator, params=params))
+
     def trial(self, number: int) -> Any:
         return self._handle.trials.trial(number)
 
