@@ -216,6 +216,28 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
         file = str(source)
         data = _plain_json(read_file(source), "", file)
     data = apply_overrides(data, overrides, file)
+    try:
+        return _validate(data, file)
+    except ConfigError as exc:
+        raise _blame_override(exc, overrides) from None
+
+
+def _blame_override(exc: ConfigError, overrides: Sequence[str]) -> ConfigError:
+    """The error of a value an override set names that override, not the file it did not come from:
+    `--set trainer.timesteps=-100: needs a positive ...`. The last override wins, as when applied."""
+    if not exc.key:
+        return exc
+    for item in reversed(overrides):
+        key = item.partition("=")[0]
+        if exc.key == key or exc.key.startswith((f"{key}.", f"{key}[")):
+            where = "" if exc.key == key else f"{exc.key}: "
+            blamed = ConfigError(f"--set {item}: {where}{exc.message}")
+            blamed.key = exc.key
+            return blamed
+    return exc
+
+
+def _validate(data: dict[str, Any], file: str) -> LoadedSweep:
     _check_unknown_keys(data, Sweep, (), file)
     try:
         sweep = Sweep.model_validate(data)

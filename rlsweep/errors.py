@@ -20,6 +20,7 @@ class ConfigError(RlsweepError):
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
         self.file = file
         self.key = key
+        self.message = message  # without the file and key prefix
         prefix = ""
         if file and key:
             prefix = f"{file}: {key}: "

@@ -525,16 +525,30 @@ def test_file_is_a_directory(tmp_path: Path) -> None:
             "f.yaml: strategy.runs.x: --set cannot go inside 'strategy.runs': it holds the plain value 3, not a section; "
             "set 'strategy.runs' itself",
         ),
-        ("strategy.nmae=x", "f.yaml: strategy.nmae: unknown key 'nmae' (did you mean 'name'?)"),
+        # A value the override set is blamed on the override, not on the file it is not in.
+        ("strategy.nmae=x", "--set strategy.nmae=x: unknown key 'nmae' (did you mean 'name'?)"),
         (
             "strategy.runs=abc",
-            "f.yaml: strategy.runs: Input should be a valid integer, unable to parse string as an integer, got 'abc'",
+            "--set strategy.runs=abc: Input should be a valid integer, unable to parse string as an integer, got 'abc'",
         ),
-        ("params.lr={uniform: [1, 0]}", "f.yaml: params.lr: uniform needs low < high, got [1, 0]"),
+        ("params.lr={uniform: [1, 0]}", "--set params.lr={uniform: [1, 0]}: uniform needs low < high, got [1, 0]"),
+        ("params={lr: {uniform: [1, 0]}}", "--set params={lr: {uniform: [1, 0]}}: params.lr: uniform needs low < high, got [1, 0]"),
+        ("trainer.timesteps=-100", "--set trainer.timesteps=-100: needs a positive whole number of steps, got -100"),
     ],
 )
 def test_bad_override(override: str, message: str) -> None:
     assert error(sweep(strategy={"runs": 3}), (override,)) == message
+
+
+def test_bad_file_value_beside_a_good_override_is_blamed_on_the_file() -> None:
+    bad = sweep(strategy={"runs": 0})
+    assert error(bad, ("trainer.timesteps=500",)) == "f.yaml: strategy.runs: Input should be greater than 0, got 0"
+
+
+def test_the_last_override_of_a_key_is_blamed() -> None:
+    assert error(sweep(), ("strategy.runs=3", "strategy.runs=-1")) == (
+        "--set strategy.runs=-1: Input should be greater than 0, got -1"
+    )
 
 
 # ---------------------------------------------------------------- strategy settings per strategy
@@ -574,7 +588,7 @@ def test_strategy_keys_belong_to_the_named_strategy(strategy: dict[str, Any], me
 
 def test_a_key_of_another_strategy_through_set() -> None:
     assert error(sweep(strategy={"name": "random"}), ("strategy.synchronous=true",)) == (
-        "f.yaml: strategy.synchronous: 'synchronous' is a setting of pbt, pb2, pb2_mixed, not of random"
+        "--set strategy.synchronous=true: 'synchronous' is a setting of pbt, pb2, pb2_mixed, not of random"
     )
 
 

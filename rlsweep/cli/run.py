@@ -65,6 +65,7 @@ def execute(args: argparse.Namespace) -> int:
     from rlsweep.errors import ConfigError
 
     overrides = list(args.overrides)
+    flags: dict[str, str] = {}  # an override made from a flag is blamed on the flag
     if args.file:
         if args.algo or args.env:
             raise ConfigError("give either a sweep file or --algo/--env, not both", file=args.file)
@@ -73,11 +74,19 @@ def execute(args: argparse.Namespace) -> int:
         source = quickstart(args)
     if args.runs is not None and args.file:
         overrides.append(f"strategy.runs={args.runs}")
+        flags[f"--set strategy.runs={args.runs}: "] = f"--runs {args.runs}: "
     if args.timesteps is not None and args.file:
         overrides.append(f"trainer.timesteps={args.timesteps}")
+        flags[f"--set trainer.timesteps={args.timesteps}: "] = f"--timesteps {args.timesteps}: "
     if args.workers is not None and args.workers <= 0:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    loaded = load_sweep(source, overrides, file="<command line>" if not args.file else None)
+    try:
+        loaded = load_sweep(source, overrides, file="<command line>" if not args.file else None)
+    except ConfigError as exc:
+        for made, flag in flags.items():
+            if str(exc).startswith(made):
+                raise ConfigError(flag + str(exc).removeprefix(made)) from None
+        raise
     result = start_sweep(
         loaded,
         workers=args.workers,

@@ -197,10 +197,18 @@ def test_missing_sweep_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_override_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     file = write("g.yaml", GRID)
     assert main(["run", file, "--set", "strategy.seeds=0"]) == 2
-    assert (
-        capsys.readouterr().err
-        == "rlsweep: error: g.yaml: strategy.seeds: Input should be greater than 0, got 0\n"
+    assert capsys.readouterr().err == "rlsweep: error: --set strategy.seeds=0: Input should be greater than 0, got 0\n"
+    assert not Path("runs").exists()
+
+
+def test_bad_timesteps_override_names_the_override(capsys: pytest.CaptureFixture[str]) -> None:
+    file = write("g.yaml", GRID)
+    assert main(["run", file, "--set", "trainer.timesteps=-100"]) == 2
+    assert capsys.readouterr().err == (
+        "rlsweep: error: --set trainer.timesteps=-100: needs a positive whole number of steps, got -100\n"
     )
+    assert main(["run", file, "--timesteps", "-100"]) == 2
+    assert capsys.readouterr().err == "rlsweep: error: --timesteps -100: needs a positive whole number of steps, got -100\n"
     assert not Path("runs").exists()
 
 
