@@ -228,6 +228,7 @@ class Worker:
             start_checkpoint=Path(start_checkpoint) if start_checkpoint else None,
             start_step=start_step,
             checkpoint_every=sweep.checkpoint.every,
+            replay_buffer=sweep.checkpoint.replay_buffer,
             eval_deterministic=sweep.eval.deterministic,
             extra=dict(row.attrs),
             record=lambda key, value: handle.set_attr(trial, key, value),
@@ -375,7 +376,7 @@ class Reporter:
         self.diverged: str | None = None
         self.last_step = start_step
         self.tb: Any = None
-        self.writes_tb = not getattr(worker.trainer_cls, "writes_tensorboard", False)
+        self.writes_tb = not worker.trainer_cls.writes_tensorboard
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> Decision:
         if self.in_batch and self.decided is not None:

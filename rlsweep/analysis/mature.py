@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.study.attrs import CHILDREN_ATTR
+from rlsweep.study.attrs import CHILDREN_ATTR, MODEL_ATTR
 
 MATURE_SEED_BASE = 1_000_000_000  # far above training seeds and the periodic evaluation seeds
 METRIC = "mature/return"
@@ -72,7 +72,7 @@ def candidates(handle: Any, source: str = "auto") -> list[tuple[Any, Candidate]]
         order = {number: i for i, number in enumerate(rank(h).run_order())}
         finished = h.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
         for t in sorted(finished, key=lambda t: (order.get(t.number, len(order)), t.number)):
-            model = t.user_attrs.get("model")
+            model = t.user_attrs.get(MODEL_ATTR)
             if not model or not Path(model).exists():
                 continue
             values = h.decode(t.params)

@@ -41,6 +41,7 @@ from rlsweep.analysis.lineage import (
 )
 from rlsweep.analysis.stats import Summary, summarize
 from rlsweep.errors import ConfigError, TrainerError
+from rlsweep.study.attrs import CHECKPOINT_ATTR, MODEL_ATTR
 from rlsweep.trainers._base import Decision, RunContext
 
 TARGET = "rlsweep.analysis.replay:train"
@@ -192,7 +193,7 @@ def train(run: RunContext) -> None:
         step += int(segment["steps"])
         if stopped:
             break
-        checkpoint = records.get("checkpoint") or records.get("model")
+        checkpoint = records.get(CHECKPOINT_ATTR) or records.get(MODEL_ATTR)
         if checkpoint is None and k + 1 < len(segments):
             raise TrainerError(
                 f"replay segment {k}: the '{plan['trainer']['kind']}' trainer recorded no 'checkpoint' or 'model'; "

@@ -199,7 +199,7 @@ def run_index(handle: Any, strategy: Any, index: int, echo: Echo = silent) -> Ru
     key = retry[0].key if row.state != states.WAITING and retry else spec.key
     if rows.get(key) is None or rows[key].state != states.WAITING:
         echo(f"index {index} is {row.state} (worker {row.worker}); not starting it twice")
-        return result(1 if row.state == "failed" else 0)
+        return result(1 if row.state == states.FAILED else 0)
     worker = Worker(handle, echo=echo)
     worker.loop(only_key=key, max_runs=1)
     final = {r.key: r for r in handle.rows()}[key]

@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from rlsweep import states
 from rlsweep.cli._common import add_study_args, fmt, open_handle
 
 
@@ -28,8 +29,7 @@ def execute(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"[bold]{handle.name}[/] in {redact(handle.url)}")
     console.print(f"strategy {sweep.strategy.name}, trainer {sweep.trainer.get('kind')}, objective {sweep.objective.metric} ({sweep.objective.mode})")
-    order = ("waiting", "running", "done", "pruned", "failed", "lost", "interrupted")
-    console.print("runs: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in order))
+    console.print("runs: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in states.STATES))
     best = best_value(handle)
     if best is not None:
         trial = handle.study.best_trial
@@ -39,7 +39,7 @@ def execute(args: argparse.Namespace) -> int:
     table = Table(title=f"workers alive: {len(alive)}")
     for col in ("worker", "host", "pid", "last heartbeat", "running"):
         table.add_column(col)
-    running = {r.worker: r for r in handle.rows(["running"])}
+    running = {r.worker: r for r in handle.rows([states.RUNNING])}
     for w in alive:
         row = running.get(w["id"])
         table.add_row(w["id"], w["host"], str(w["pid"]), f"{now - w['heartbeat']:.0f}s ago", f"run {row.trial_number} ({row.key})" if row else "-")

@@ -18,6 +18,7 @@ import uuid
 import numpy as np
 
 from rlsweep.examples.synthetic import peak
+from rlsweep.study.attrs import MODEL_ATTR
 from rlsweep.trainers._base import RunContext, atomic_path, commit_file
 
 
@@ -54,7 +55,7 @@ def train_batch(runs: list[RunContext]) -> None:
         path = run.artifact_dir / "model.json"
         tmp = atomic_path(path)
         tmp.write_text(f'{{"step": {int(steps[i])}, "value": {float(values[i]) if math.isfinite(values[i]) else "null"}}}')
-        run.record("model", str(commit_file(tmp, path)))
+        run.record(MODEL_ATTR, str(commit_file(tmp, path)))
 
 
 def crash_batch(runs: list[RunContext]) -> None:

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from rlsweep.study.attrs import MODEL_ATTR
 from rlsweep.trainers._base import RunContext, atomic_path, commit_file
 
 
@@ -45,7 +46,7 @@ def train(run: RunContext) -> None:
     path = run.artifact_dir / "model.json"
     tmp = atomic_path(path)
     tmp.write_text(f'{{"step": {step}, "value": {value}}}')
-    run.record("model", str(commit_file(tmp, path)))
+    run.record(MODEL_ATTR, str(commit_file(tmp, path)))
 
 
 def noop(run: RunContext) -> None:

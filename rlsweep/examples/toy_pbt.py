@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rlsweep.strategies.population import Param, explore, truncation
+from rlsweep.study.attrs import CHECKPOINT_ATTR
 from rlsweep.trainers._base import RunContext, atomic_path, commit_file
 
 THETA0 = (0.9, 0.9)
@@ -79,7 +80,7 @@ def train(run: RunContext) -> None:
             if run.report(run.start_step + done, {"Q": q(theta)}).should_stop:
                 break
     path = save_checkpoint(run.artifact_dir / CHECKPOINT, theta, run.start_step + done)
-    run.record("checkpoint", str(path))
+    run.record(CHECKPOINT_ATTR, str(path))
 
 
 Mode = Literal["pbt", "explore", "exploit", "grid"]

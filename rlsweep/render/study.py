@@ -17,6 +17,7 @@ from typing import Any
 
 from rlsweep.errors import ConfigError
 from rlsweep.render.pool import RenderJob, timeline_jobs
+from rlsweep.study.attrs import MODEL_ATTR
 
 _STEP = re.compile(r"step_(\d+)\.zip$")
 
@@ -42,7 +43,7 @@ def require_policies(handle: Any) -> None:
 
 def policy_of(handle: Any, trial: Any, model: str | None = None) -> Policy:
     """The final model of a finished run (or `model`, a path recorded elsewhere for it)."""
-    path = model or trial.user_attrs.get("model")
+    path = model or trial.user_attrs.get(MODEL_ATTR)
     if not path:
         raise ConfigError(
             f"run {trial.number} of study '{handle.name}' has no saved final model (state {trial.state.name.lower()})"
@@ -129,6 +130,35 @@ def checkpoints(trial: Any) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def no_checkpoints(handle: Any, trial: Any) -> str:
+    """Why run `trial` has no checkpoint to render, and which runs have some."""
+    head = f"run {trial.number} of study '{handle.name}'"
+    if trial.user_attrs.get("checkpoints"):
+        return f"{head} has no saved checkpoints (its checkpoint files are missing)"
+    every = getattr(getattr(handle.sweep, "checkpoint", None), "every", None)
+    if not every:
+        return f"{head} has no saved checkpoints (set 'checkpoint: {{every: N}}' in the sweep file)"
+    others = [t.number for t in handle.get_trials(deepcopy=False) if checkpoints(t)]
+    listed = ", ".join(map(str, others[:12])) + (", ..." if len(others) > 12 else "")
+    tail = f"runs with checkpoints: {listed}" if others else "no run of the study has one yet"
+    step = int(max(trial.intermediate_values)) if trial.intermediate_values else 0
+    if step < every:
+        return f"{head} stopped at step {step} ({_why_stopped(trial)}) before its first checkpoint at {every}; {tail}"
+    return f"{head} reached step {step} but recorded no checkpoint (every {every} steps); {tail}"
+
+
+def _why_stopped(trial: Any) -> str:
+    """'success gate', 'pruned by median', 'pruned by a gate', or the run's state."""
+    reason = str(trial.user_attrs.get("stop_reason") or "")
+    if reason.startswith("success"):
+        return "success gate"
+    if reason.startswith("pruned by "):
+        return reason.split(" at step ")[0]
+    if reason.startswith("gate"):
+        return "pruned by a gate"
+    return str(trial.state.name).lower()
+
+
 def final_step(handle: Any, trial: Any) -> int:
     """The environment step of a run's final model: its last report, else its budget."""
     if trial.intermediate_values:
@@ -164,13 +194,7 @@ def timeline(handle: Any, number: int, out_dir: Path, **render: Any) -> list[Ren
     trial = find_run(handle, number)
     saved = checkpoints(trial)
     if not saved:
-        recorded = trial.user_attrs.get("checkpoints")
-        why = (
-            "its checkpoint files are missing"
-            if recorded
-            else "set 'checkpoint: {every: N}' in the sweep file"
-        )
-        raise ConfigError(f"run {number} of study '{handle.name}' has no saved checkpoints ({why})")
+        raise ConfigError(no_checkpoints(handle, trial))
     final = policy_of(handle, trial)
     folder = out_dir / f"run{number}-checkpoints"
     who = {"study": handle.name, "train_seed": final.seed}

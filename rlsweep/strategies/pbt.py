@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rlsweep import states
 from rlsweep.strategies._base import Strategy
 from rlsweep.strategies.population import (
     Exploit,
@@ -225,7 +226,7 @@ class PopulationStrategy(Strategy):
         keys = {r.key.split("/")[0] for r in rows}
         for r in rows:
             m = KEY.match(r.key.split("/")[0])
-            if m and r.state in ("done", "pruned", "failed") and run_key(int(m[1]), int(m[2]) + 1) not in keys:
+            if m and r.state in states.ENDED and run_key(int(m[1]), int(m[2]) + 1) not in keys:
                 specs.extend(self._next(handle, r))
         return specs
 

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Run attributes a trainer records (through `run.record`) once a file is renamed into place: by
-# that contract a recorded path is a complete file. PBT continues from the first one present.
-CHECKPOINT_ATTR = "checkpoint"
-MODEL_ATTR = "model"
+from rlsweep import states
+from rlsweep.study.attrs import CHECKPOINT_ATTR, MODEL_ATTR
+
+# PBT continues from the first of these a run recorded (a recorded path is a complete file).
 CHECKPOINT_ATTRS = (CHECKPOINT_ATTR, MODEL_ATTR)
 # Failures that say nothing about the configuration: the run is queued again, not judged.
-NOT_JUDGED = ("worker lost", "interrupted")
+NOT_JUDGED = states.REQUEUED_REASONS
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlsweep.errors import TrainerError
+from rlsweep.study.attrs import MODEL_ATTR
 from rlsweep.trainers._base import Decision, RunContext, atomic_path, commit_file
 from rlsweep.trainers.sb3.algos import algorithm_class, algorithm_kwargs, load_for_continuing
 from rlsweep.trainers.sb3.env import (
@@ -217,7 +218,7 @@ class _Session:
 
     def save_final(self) -> None:
         path = self.save(self.run.artifact_dir / "model.zip")
-        self.run.record("model", str(path))
+        self.run.record(MODEL_ATTR, str(path))
         if self.vecnorm is not None:
             self.run.record("vecnormalize", str(vecnormalize_path(path)))
 
