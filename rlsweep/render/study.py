@@ -142,6 +142,8 @@ def no_checkpoints(handle: Any, trial: Any) -> str:
     listed = ", ".join(map(str, others[:12])) + (", ..." if len(others) > 12 else "")
     tail = f"runs with checkpoints: {listed}" if others else "no run of the study has one yet"
     step = int(max(trial.intermediate_values)) if trial.intermediate_values else 0
+    if str(trial.state.name) == "RUNNING":
+        return f"{head} is still running (step {step}) and has no checkpoint yet; {tail}"
     if step < every:
         return f"{head} stopped at step {step} ({_why_stopped(trial)}) before its first checkpoint at {every}; {tail}"
     return f"{head} reached step {step} but recorded no checkpoint (every {every} steps); {tail}"
@@ -156,7 +158,8 @@ def _why_stopped(trial: Any) -> str:
         return reason.split(" at step ")[0]
     if reason.startswith("gate"):
         return "pruned by a gate"
-    return str(trial.state.name).lower()
+    state = str(trial.state.name)
+    return {"FAIL": "failed", "COMPLETE": "finished"}.get(state, state.lower())
 
 
 def final_step(handle: Any, trial: Any) -> int:
