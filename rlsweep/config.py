@@ -79,6 +79,11 @@ class SuccessGate(_Model):
 
 class Checkpoints(_Model):
     every: int | None = Field(None, gt=0, description="save a checkpoint every this many steps (kept)")
+    replay_buffer: bool = Field(
+        False,
+        description="save the replay buffer with each checkpoint and restore it when a run continues one "
+        "(off-policy SB3 algorithms: a PBT member keeps its own or its donor's experience)",
+    )
 
 
 class WorkerSettings(_Model):
@@ -267,6 +272,7 @@ def _validate(data: dict[str, Any], file: str) -> LoadedSweep:
                 raise ConfigError(str(exc).split(": ", 1)[1], file=file, key=_section_key(param.name)) from None
     trainer_settings, hyper = space.representative()
     trainer_cls.validate(trainer_settings, hyper, file)
+    trainer_cls.validate_checkpoint(trainer_settings, sweep.checkpoint.model_dump(), file)
     return LoadedSweep(sweep, space, file)
 
 

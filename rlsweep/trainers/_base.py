@@ -51,6 +51,7 @@ class RunContext:
     start_checkpoint: Path | None = None  # continue from this checkpoint (PBT exploit / next generation)
     start_step: int = 0  # environment steps already trained by the checkpoint's lineage
     checkpoint_every: int | None = None  # save a checkpoint every this many steps (kept)
+    replay_buffer: bool = False  # save and restore the replay buffer with checkpoints (off-policy)
     eval_deterministic: bool = True  # act deterministically in evaluations
     extra: dict[str, Any] = field(default_factory=dict)  # member, generation, donor … (PBT)
     record: Callable[[str, Any], None] = lambda key, value: None  # store a run attribute (paths, info)
@@ -114,6 +115,11 @@ class Trainer(ABC):
         `settings` (the trainer section) and `hyperparams` (the params section) come with every
         search marker replaced by one of its possible values, so names and types can be checked.
         """
+
+    @classmethod
+    def validate_checkpoint(cls, settings: Mapping[str, Any], checkpoint: Mapping[str, Any], file: str) -> None:
+        """Raise ConfigError (key checkpoint.*) for checkpoint settings this trainer cannot honour with
+        these trainer settings; `checkpoint` is the sweep's checkpoint section with its defaults."""
 
     @classmethod
     def default_space(cls, settings: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -37,6 +37,12 @@ class SB3Trainer(Trainer):
         validate_settings(settings, hyperparams, file)
 
     @classmethod
+    def validate_checkpoint(cls, settings: Mapping[str, Any], checkpoint: Mapping[str, Any], file: str) -> None:
+        from rlsweep.trainers.sb3.validate import validate_checkpoint
+
+        validate_checkpoint(settings, checkpoint, file)
+
+    @classmethod
     def default_space(cls, settings: Mapping[str, Any]) -> dict[str, Any] | None:
         from rlsweep.trainers.sb3.spaces import default_space
 

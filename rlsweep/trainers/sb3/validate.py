@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlsweep.errors import ConfigError, closest
-from rlsweep.trainers.sb3.algos import algorithm_class, canonical_algo, check_action_space, check_hyperparams
+from rlsweep.trainers.sb3.algos import (
+    OFF_POLICY,
+    algorithm_class,
+    algorithm_names,
+    canonical_algo,
+    check_action_space,
+    check_hyperparams,
+)
 from rlsweep.trainers.sb3.env import NORMALIZE_KEYS, VEC_ENVS, build_env, check_env_id
 
 # The trainer section's keys and what each means (used in the unknown-key error).
@@ -125,6 +132,21 @@ def validate_settings(settings: Mapping[str, Any], hyperparams: Mapping[str, Any
         check_action_space(algo, env.action_space, env_id, file)
     finally:
         env.close()
+
+
+def validate_checkpoint(settings: Mapping[str, Any], checkpoint: Mapping[str, Any], file: str) -> None:
+    """`checkpoint.replay_buffer: true` needs an algorithm that keeps a replay buffer."""
+    if not checkpoint.get("replay_buffer"):
+        return
+    algo = canonical_algo(settings.get("algo"), file)
+    if algo not in OFF_POLICY:
+        off = [a for a in algorithm_names() if a in OFF_POLICY]
+        raise ConfigError(
+            f"{algo} keeps no replay buffer (it learns on-policy); replay_buffer: true is for off-policy "
+            f"algorithms ({', '.join(off)}): remove it or set it to false",
+            file=file,
+            key="checkpoint.replay_buffer",
+        )
 
 
 def _check_normalize(value: Any, file: str) -> None:
