@@ -1,9 +1,13 @@
-"""Progress of a running study: a rich live panel on a terminal, plain log lines otherwise."""
+"""Progress of a running study: a rich live panel on a terminal, plain log lines otherwise, the one
+set of counts every progress message shows, and the time left estimated from finished runs."""
 
 from __future__ import annotations
 
+import datetime as dt
+import heapq
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -11,55 +15,211 @@ from rlsweep import states
 from rlsweep.study import StudyHandle
 
 
-@dataclass
-class Snapshot:
+@dataclass(frozen=True)
+class Counts:
+    """Runs by state as every progress message shows them (start line, display, end line)."""
+
     waiting: int
     running: int
     done: int
     pruned: int
     failed: int
-    total: int
-    best: float | None
-    elapsed: float
-    rate: float  # finished runs per minute
 
     @property
     def finished(self) -> int:
         return self.done + self.pruned + self.failed
 
+    @property
+    def total(self) -> int:
+        return self.finished + self.running + self.waiting
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            states.WAITING: self.waiting,
+            states.RUNNING: self.running,
+            states.DONE: self.done,
+            states.PRUNED: self.pruned,
+            states.FAILED: self.failed,
+        }
+
+
+def counts(rows: Mapping[str, int], planned: int | None = None) -> Counts:
+    """The queue's rows by state, with the runs the plan holds but has not queued yet counted as
+    waiting (a sampler queues runs a few at a time). Lost and interrupted rows are not counted:
+    their requeued copies are waiting or running, and the plan caps the total."""
+    running, done = rows.get(states.RUNNING, 0), rows.get(states.DONE, 0)
+    pruned, failed = rows.get(states.PRUNED, 0), rows.get(states.FAILED, 0)
+    waiting = rows.get(states.WAITING, 0)
+    if planned:
+        waiting = max(waiting, planned - running - done - pruned - failed)
+    return Counts(waiting, running, done, pruned, failed)
+
+
+# ---------------------------------------------------------------- time left
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """A run's wall time (so far, for a running run), the last step it reported, whether it was pruned."""
+
+    seconds: float
+    steps: int
+    pruned: bool = False
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """Where a pruner checks a run and how likely a run passes one check: the prior for how far a
+    run goes before finished runs say so."""
+
+    checks: tuple[int, ...]  # environment steps at which a run may be pruned
+    survival: float  # chance of passing one check
+    startup: int = 0  # the first this many runs are never pruned
+
+
+def pruning_of(sweep: Any) -> Pruning | None:
+    """The prior for the sweep's pruner (None: runs are not pruned, they take their budget or stop
+    at a success gate). Median prunes about half at each check, percentile p its lowest p%, ASHA and
+    Hyperband keep 1 in reduction_factor at each rung."""
+    s = sweep.strategy
+    kwargs = dict(getattr(s, "pruner_kwargs", {}) or {})
+    every, budget = int(sweep.eval.every), int(sweep.trainer.get("timesteps", 0) or 0)
+    if s.pruner in ("none", None) or budget <= 0:
+        return None
+    evals = tuple(range(every, budget, every))
+    if s.pruner in ("median", "percentile"):
+        warmup = int(kwargs.get("n_warmup_steps", every))
+        survival = 0.5 if s.pruner == "median" else 1.0 - float(kwargs.get("percentile", 25.0)) / 100.0
+        return Pruning(
+            tuple(c for c in evals if c >= warmup), survival, int(kwargs.get("n_startup_trials", 5))
+        )
+    eta = float(kwargs.get("reduction_factor", 3 if s.pruner == "hyperband" else 4))
+    rung, rungs = float(kwargs.get("min_resource", every)), []
+    while rung < budget:
+        rungs.append(int(rung))
+        rung *= eta
+    return Pruning(tuple(rungs), 1.0 / eta)
+
+
+def expected_steps(pruning: Pruning, cap: float) -> float:
+    """How far a run goes on average when each check lets it go on with probability `survival`, and
+    it stops by itself at `cap` (its budget, or where finished runs stopped by a success gate)."""
+    alive, steps, last = 1.0, 0.0, 0.0
+    for check in pruning.checks:
+        if check >= cap:
+            break
+        steps += alive * (check - last)
+        alive *= pruning.survival
+        last = check
+    return steps + alive * (cap - last)
+
+
+def eta_seconds(
+    finished: Sequence[RunTime],
+    running: Sequence[RunTime],
+    waiting: int,
+    workers: int,
+    *,
+    budget: int = 0,
+    pruning: Pruning | None = None,
+) -> float | None:
+    """Seconds until the last run ends, from the runs that have finished (None before the first);
+    `finished` in the order the runs were started.
+
+    A run costs what finished runs cost per environment step, times how far it is expected to go:
+    as far as the finished runs that were not pruned (the budget, or a success gate), or, once a
+    pruner may stop it, that prior weighed with the runs the pruner has judged (the prior counts as
+    two runs). Runs are handed to `workers` workers in turn, each taking the next when it is free.
+    """
+    if not finished:
+        return None if waiting or running else 0.0
+    per_step = sum(r.seconds for r in finished) / max(sum(max(r.steps, 1) for r in finished), 1)
+    full = [r.steps for r in finished if not r.pruned]
+    cap = sum(full) / len(full) if full else float(budget or max(r.steps for r in finished))
+    whole = judged = per_step * cap
+    startup = 0
+    if pruning is not None:
+        startup = pruning.startup
+        seen = [r.steps for r in finished[startup:]]
+        judged = per_step * (sum(seen) + 2 * expected_steps(pruning, cap)) / (len(seen) + 2)
+    # A running run goes as far as the others of its kind; one already past that ends soon.
+    expect = whole if len(finished) < startup else judged
+    free = sorted(max(expect - r.seconds, 0.1 * expect) for r in running)
+    ends = list(free) or [0.0]
+    free += [0.0] * max(workers - len(free), 0)
+    heapq.heapify(free)
+    unjudged = max(0, startup - len(finished) - len(running))
+    for i in range(waiting):
+        end = heapq.heappop(free) + (whole if i < unjudged else judged)
+        heapq.heappush(free, end)
+        ends.append(end)
+    return max(ends)
+
+
+def run_times(trials: Sequence[Any], now: dt.datetime | None = None) -> tuple[list[RunTime], list[RunTime]]:
+    """(finished, running) run times of a study's trials, each in the order the runs started."""
+    from optuna.trial import TrialState
+
+    now = now or dt.datetime.now()
+    finished, running = [], []
+    for t in sorted((t for t in trials if t.datetime_start is not None), key=lambda t: t.datetime_start):
+        steps = int(max(t.intermediate_values)) if t.intermediate_values else 0
+        if t.datetime_complete is not None:
+            seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+            finished.append(RunTime(seconds, steps, t.state == TrialState.PRUNED))
+        elif t.state == TrialState.RUNNING:
+            running.append(RunTime((now - t.datetime_start).total_seconds(), steps))
+    return finished, running
+
+
+# ---------------------------------------------------------------- the display
+
+
+@dataclass
+class Snapshot:
+    counts: Counts
+    best: float | None
+    elapsed: float
+    rate: float  # finished runs per minute
+    eta_s: float | None = None  # seconds left (None: not known yet)
+
     def eta(self) -> str:
-        left = self.waiting + self.running
-        if not left:
+        if not (self.counts.waiting or self.counts.running):
             return "0s"
-        if self.rate <= 0:
-            return "?"
-        return _duration(60.0 * left / self.rate)
+        return "?" if self.eta_s is None else _duration(self.eta_s)
 
     def line(self) -> str:
+        c = self.counts
         best = "-" if self.best is None else f"{self.best:.4g}"
         return (
-            f"{self.finished}/{self.total} finished (done {self.done}, pruned {self.pruned}, failed {self.failed}), "
-            f"running {self.running}, waiting {self.waiting} | best {best} | {self.rate:.1f} runs/min | "
+            f"{c.finished}/{c.total} finished (done {c.done}, pruned {c.pruned}, failed {c.failed}), "
+            f"running {c.running}, waiting {c.waiting} | best {best} | {self.rate:.1f} runs/min | "
             f"elapsed {_duration(self.elapsed)} | eta {self.eta()}"
         )
 
 
-def snapshot(handle: StudyHandle, started: float, finished_at_start: int, planned: int | None = None) -> Snapshot:
-    counts = handle.row_counts()
-    waiting = counts.get(states.WAITING, 0)
-    running = counts.get(states.RUNNING, 0)
-    done = counts.get(states.DONE, 0)
-    pruned = counts.get(states.PRUNED, 0)
-    failed = counts.get(states.FAILED, 0)
+def snapshot(
+    handle: StudyHandle,
+    started: float,
+    finished_at_start: int,
+    planned: int | None = None,
+    workers: int | None = None,
+) -> Snapshot:
+    now = counts(handle.row_counts(), planned)
     elapsed = time.time() - started
-    finished_now = done + pruned + failed - finished_at_start
-    rate = 60.0 * finished_now / elapsed if elapsed > 0 else 0.0
-    # Requeued copies of lost or interrupted runs are not extra work: the plan caps the total.
-    total = max(planned or 0, waiting + running + done + pruned + failed)
-    if planned:
-        waiting = max(waiting, planned - running - done - pruned - failed)
-        total = max(planned, done + pruned + failed + running + waiting)
-    return Snapshot(waiting, running, done, pruned, failed, total, best_value(handle), elapsed, rate)
+    rate = 60.0 * (now.finished - finished_at_start) / elapsed if elapsed > 0 else 0.0
+    trials = handle.get_trials(deepcopy=False)
+    finished, running = run_times(trials)
+    sweep = handle.sweep
+    eta = eta_seconds(
+        finished,
+        running,
+        now.waiting,
+        max(workers or 0, now.running, 1),
+        budget=int(sweep.trainer.get("timesteps", 0) or 0),
+        pruning=pruning_of(sweep),
+    )
+    return Snapshot(now, best_value(handle), elapsed, rate, eta)
 
 
 def best_value(handle: StudyHandle) -> float | None:
@@ -70,14 +230,21 @@ def best_value(handle: StudyHandle) -> float | None:
 
 
 class Progress:
-    def __init__(self, handle: StudyHandle, out: TextIO | None = None, every: float = 10.0, planned: int | None = None) -> None:
+    def __init__(
+        self,
+        handle: StudyHandle,
+        out: TextIO | None = None,
+        every: float = 10.0,
+        planned: int | None = None,
+        workers: int | None = None,
+    ) -> None:
         self.handle = handle
         self.planned = planned
+        self.workers = workers
         self.out = out or sys.stdout
         self.every = every
         self.started = time.time()
-        counts = handle.row_counts()
-        self.finished_at_start = counts.get(states.DONE, 0) + counts.get(states.PRUNED, 0) + counts.get(states.FAILED, 0)
+        self.finished_at_start = counts(handle.row_counts()).finished
         self.live: Any = None
         self.last_line = ""
         self.last_print = 0.0
@@ -96,7 +263,7 @@ class Progress:
             self.live.__exit__(*exc)
 
     def snap(self) -> Snapshot:
-        return snapshot(self.handle, self.started, self.finished_at_start, self.planned)
+        return snapshot(self.handle, self.started, self.finished_at_start, self.planned, self.workers)
 
     def update(self) -> Snapshot:
         snap = self.snap()
@@ -114,12 +281,17 @@ class Progress:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
+        c = snap.counts
         table = Table.grid(padding=(0, 2))
-        table.add_row(f"[bold]{self.handle.name}[/]", ProgressBar(total=max(snap.total, 1), completed=snap.finished, width=40), f"{snap.finished}/{snap.total}")
+        table.add_row(
+            f"[bold]{self.handle.name}[/]",
+            ProgressBar(total=max(c.total, 1), completed=c.finished, width=40),
+            f"{c.finished}/{c.total}",
+        )
         best = "-" if snap.best is None else f"{snap.best:.4g}"
         table.add_row(
-            f"done {snap.done}  pruned {snap.pruned}  failed {snap.failed}",
-            f"running {snap.running}  waiting {snap.waiting}",
+            f"done {c.done}  pruned {c.pruned}  failed {c.failed}",
+            f"running {c.running}  waiting {c.waiting}",
             f"best {best}",
         )
         table.add_row(f"{snap.rate:.1f} runs/min", f"elapsed {_duration(snap.elapsed)}", f"eta {snap.eta()}")

@@ -55,6 +55,7 @@ def start_sweep(
     """Create or resume the study of `loaded`, run it to the end with `workers` local workers (or one
     grid `index` in this process) and say how it ended."""
     from rlsweep import storage as storage_mod
+    from rlsweep.progress import counts as progress_counts
     from rlsweep.strategies import make_strategy
     from rlsweep.study import StudyHandle
 
@@ -85,7 +86,10 @@ def start_sweep(
         if not counts.get(states.WAITING, 0) and not counts.get(states.RUNNING, 0):
             echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep top {sweep.study}'")
             return RunResult(sweep.study, url, 1 if counts.get(states.FAILED, 0) else 0, counts)
-        echo(f"study '{sweep.study}' in {storage_mod.redact(url)}: {format_counts(counts)}; starting {n_workers} worker(s)")
+        # The display's own counts (runs the plan holds but has not queued yet are waiting), so the
+        # start line and the display agree.
+        shown = progress_counts(counts, strategy.planned()).as_dict()
+        echo(f"study '{sweep.study}' in {storage_mod.redact(url)}: {format_counts(shown)}; starting {n_workers} worker(s)")
         return supervise(
             handle, n_workers, progress=progress, progress_every=progress_every, echo=echo, launcher=launcher, resources=resources
         )
@@ -148,6 +152,7 @@ def supervise(
         out=progress if progress is not None else cast(TextIO, _NoDisplay()),
         every=progress_every,
         planned=make_strategy(handle.loaded).planned(),
+        workers=n_workers,
     )
     try:
         with display:
@@ -172,7 +177,7 @@ def supervise(
     echo(f"finished: {snap.line()}")
     if unfinished:
         echo(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
-    code = 1 if (snap.failed or crashed or unfinished) else 0
+    code = 1 if (snap.counts.failed or crashed or unfinished) else 0
     return RunResult(handle.name, handle.url, code, counts, started=True, line=snap.line())
 
 

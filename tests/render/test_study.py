@@ -12,7 +12,13 @@ from rlsweep.errors import ConfigError
 from rlsweep.render.study import no_checkpoints, timeline
 
 
-def run(number: int, last_step: int, state: str = "COMPLETE", reason: str | None = None, checkpoints: list[str] | None = None) -> Any:
+def run(
+    number: int,
+    last_step: int,
+    state: str = "COMPLETE",
+    reason: str | None = None,
+    checkpoints: list[str] | None = None,
+) -> Any:
     attrs: dict[str, Any] = {"stop_reason": reason} if reason else {}
     if checkpoints is not None:
         attrs["checkpoints"] = checkpoints
@@ -32,10 +38,21 @@ def study(tmp_path: Path, every: int | None = 20000) -> Any:
         return [str(path)]
 
     trials = [
-        run(3, 25000, reason="success: eval/mean_return = 500 for 2 evaluations in a row", checkpoints=saved(3)),
+        run(
+            3,
+            25000,
+            reason="success: eval/mean_return = 500 for 2 evaluations in a row",
+            checkpoints=saved(3),
+        ),
         run(5, 40000, checkpoints=saved(5)),
         run(6, 10000, "PRUNED", reason="pruned by median at step 10000"),
-        run(8, 25000, "PRUNED", reason="gate: eval/mean_return = 20 < 60 at step 20000 (after 20000)", checkpoints=[]),
+        run(
+            8,
+            25000,
+            "PRUNED",
+            reason="gate: eval/mean_return = 20 < 60 at step 20000 (after 20000)",
+            checkpoints=[],
+        ),
         run(9, 5000, "FAIL"),
         run(11, 10000, "RUNNING"),
         run(17, 15000, reason="success: eval/mean_return = 500 for 2 evaluations in a row"),
@@ -48,15 +65,32 @@ def study(tmp_path: Path, every: int | None = 20000) -> Any:
 @pytest.mark.parametrize(
     ("number", "message"),
     [
-        (17, "run 17 of study 'cartpole-ppo' stopped at step 15000 (success gate) before its first checkpoint at 20000; runs with checkpoints: 3, 5"),
-        (6, "run 6 of study 'cartpole-ppo' stopped at step 10000 (pruned by median) before its first checkpoint at 20000; runs with checkpoints: 3, 5"),
-        (9, "run 9 of study 'cartpole-ppo' stopped at step 5000 (failed) before its first checkpoint at 20000; runs with checkpoints: 3, 5"),
-        (11, "run 11 of study 'cartpole-ppo' is still running (step 10000) and has no checkpoint yet; runs with checkpoints: 3, 5"),
-        (8, "run 8 of study 'cartpole-ppo' reached step 25000 but recorded no checkpoint (every 20000 steps); runs with checkpoints: 3, 5"),
+        (
+            17,
+            "run 17 of study 'cartpole-ppo' stopped at step 15000 (success gate) before its first checkpoint at 20000; runs with checkpoints: 3, 5",
+        ),
+        (
+            6,
+            "run 6 of study 'cartpole-ppo' stopped at step 10000 (pruned by median) before its first checkpoint at 20000; runs with checkpoints: 3, 5",
+        ),
+        (
+            9,
+            "run 9 of study 'cartpole-ppo' stopped at step 5000 (failed) before its first checkpoint at 20000; runs with checkpoints: 3, 5",
+        ),
+        (
+            11,
+            "run 11 of study 'cartpole-ppo' is still running (step 10000) and has no checkpoint yet; runs with checkpoints: 3, 5",
+        ),
+        (
+            8,
+            "run 8 of study 'cartpole-ppo' reached step 25000 but recorded no checkpoint (every 20000 steps); runs with checkpoints: 3, 5",
+        ),
         (18, "run 18 of study 'cartpole-ppo' has no saved checkpoints (its checkpoint files are missing)"),
     ],
 )
-def test_a_run_without_checkpoints_says_why_and_which_runs_have_some(tmp_path: Path, number: int, message: str) -> None:
+def test_a_run_without_checkpoints_says_why_and_which_runs_have_some(
+    tmp_path: Path, number: int, message: str
+) -> None:
     handle = study(tmp_path)
     with pytest.raises(ConfigError) as excinfo:
         timeline(handle, number, tmp_path / "render")

@@ -1,0 +1,123 @@
+"""Progress: the one set of counts the start line and the display show, and the time-left estimate
+from finished runs' durations, on hand-made durations."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from rlsweep.cli import main
+from rlsweep.progress import (
+    Counts,
+    Pruning,
+    RunTime,
+    Snapshot,
+    counts,
+    eta_seconds,
+    expected_steps,
+    pruning_of,
+)
+from tests.conftest import synthetic_sweep
+
+
+def test_counts_fill_the_plan_with_waiting_runs_and_skip_requeued_history() -> None:
+    rows = {"waiting": 12, "done": 3, "lost": 2, "interrupted": 1, "running": 2}
+    assert counts(rows, planned=24) == Counts(waiting=19, running=2, done=3, pruned=0, failed=0)
+    assert counts(rows) == Counts(waiting=12, running=2, done=3, pruned=0, failed=0)
+    assert counts({"waiting": 30}, planned=24).total == 30  # more queued than planned: shown as queued
+
+
+def test_start_line_and_display_show_the_same_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sampler with seeds queues the first seeds before the others: the plan is 8, the queue 4.
+    monkeypatch.chdir(tmp_path)
+    sweep = synthetic_sweep("c", tmp_path, strategy={"name": "tpe", "runs": 8, "seeds": 2})
+    Path("s.yaml").write_text(yaml.safe_dump(sweep))
+    assert main(["run", "s.yaml", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    start = re.search(r"study 'c' in \S+: (\d+) waiting; starting 1 worker", out)
+    shown = re.findall(r"\[c\] (\d+)/(\d+) finished .*running (\d+), waiting (\d+)", out)
+    assert start and shown, out
+    assert int(start.group(1)) == 8  # not the 4 runs TPE has queued so far
+    assert all(
+        int(total) == 8 == int(done) + int(running) + int(waiting) for done, total, running, waiting in shown
+    )
+
+
+# ---------------------------------------------------------------- time left
+
+TEN = RunTime(10.0, 1000)  # a run that took 10 s for its 1000 steps
+
+
+def test_no_estimate_before_a_run_has_finished() -> None:
+    assert eta_seconds([], [RunTime(3.0, 0)], 5, 2) is None
+    assert eta_seconds([], [], 0, 2) == 0.0
+    assert Snapshot(Counts(5, 1, 0, 0, 0), None, 3.0, 0.0, None).eta() == "?"
+    assert Snapshot(Counts(0, 0, 6, 0, 0), 1.0, 3.0, 0.0, None).eta() == "0s"
+
+
+def test_waiting_runs_are_shared_by_the_workers() -> None:
+    assert eta_seconds([TEN] * 4, [], 4, 2) == pytest.approx(20.0)
+    assert eta_seconds([TEN] * 4, [], 4, 1) == pytest.approx(40.0)
+    assert eta_seconds([TEN] * 4, [], 5, 2) == pytest.approx(30.0)  # the odd run ends alone
+
+
+def test_running_runs_count_what_they_have_left() -> None:
+    # Two runs 4 s in (6 s left each), then one more run of 10 s on the first worker free.
+    assert eta_seconds([TEN] * 2, [RunTime(4.0, 400)] * 2, 1, 2) == pytest.approx(16.0)
+    # A run past the usual duration is expected to end soon: a tenth of a run.
+    assert eta_seconds([TEN] * 2, [RunTime(30.0, 900)], 0, 2) == pytest.approx(1.0)
+
+
+def test_a_success_gate_shortens_runs() -> None:
+    # Runs stopped by a gate at 500 of 1000 steps: the next ones are expected to stop there too.
+    early = RunTime(5.0, 500)
+    assert eta_seconds([early] * 3, [], 2, 2, budget=1000) == pytest.approx(5.0)
+
+
+def test_expected_steps_under_a_pruner() -> None:
+    # Checks at 200, 400, 600, 800; half the runs pass each; the rest go to 1000.
+    pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
+    assert expected_steps(pruning, 1000) == pytest.approx(200 + 100 + 50 + 25 + 12.5)
+    assert expected_steps(pruning, 500) == pytest.approx(200 + 100 + 0.25 * 100)  # a gate stops runs at 500
+    assert expected_steps(Pruning((), 0.5), 1000) == 1000
+
+
+def test_pruned_runs_make_the_estimate_shorter() -> None:
+    # 5 start-up runs of 10 s (1000 steps), then 3 pruned at step 200 after 2 s each: 0.01 s per step.
+    pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
+    finished = [TEN] * 5 + [RunTime(2.0, 200, pruned=True)] * 3
+    # A run to come: (3 judged runs' 600 steps + 2 x the prior 387.5) / 5 = 275 steps, 2.75 s.
+    assert eta_seconds(finished, [], 4, 2, budget=1000, pruning=pruning) == pytest.approx(5.5)
+    # The plain mean duration (7 s a run) would say 14 s.
+    assert eta_seconds(finished, [], 4, 2, budget=1000) == pytest.approx(20.0)
+
+
+def test_before_any_pruning_the_prior_expects_runs_to_be_cut() -> None:
+    # Three start-up runs finished, two running (the last start-up runs), four to come that the
+    # pruner can stop: 2 x 10 s ... then 4 runs of 387.5 steps at 0.01 s per step on 2 workers.
+    pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
+    eta = eta_seconds([TEN] * 3, [RunTime(0.0, 0)] * 2, 4, 2, budget=1000, pruning=pruning)
+    assert eta == pytest.approx(10.0 + 2 * 3.875)
+
+
+def test_the_pruning_prior_of_a_sweep() -> None:
+    def sweep(pruner: str, **kwargs: float) -> SimpleNamespace:
+        return SimpleNamespace(
+            strategy=SimpleNamespace(pruner=pruner, pruner_kwargs=kwargs),
+            eval=SimpleNamespace(every=5000),
+            trainer={"timesteps": 40000},
+        )
+
+    assert pruning_of(sweep("none")) is None
+    assert pruning_of(sweep("median")) == Pruning((5000, 10000, 15000, 20000, 25000, 30000, 35000), 0.5, 5)
+    assert pruning_of(sweep("percentile", percentile=10.0, n_startup_trials=2)) == Pruning(
+        (5000, 10000, 15000, 20000, 25000, 30000, 35000), 0.9, 2
+    )
+    assert pruning_of(sweep("asha")) == Pruning((5000, 20000), 0.25)
+    assert pruning_of(sweep("hyperband", min_resource=1000)) == Pruning((1000, 3000, 9000, 27000), 1 / 3)
