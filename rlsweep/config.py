@@ -86,6 +86,18 @@ class Checkpoints(_Model):
     )
 
 
+class Recording(_Model):
+    trajectories: Literal["eval", "train", "both"] | None = Field(
+        None,
+        description="save each run's per-step observations, actions, rewards and episode ends to "
+        "<artifacts>/<run>/trajectories.parquet: eval, train or both (default: off)",
+    )
+    every: int = Field(1, gt=0, description="keep one episode in this many (and one sampled update batch in this many)")
+    batches: bool = Field(
+        False, description="off-policy algorithms: also save the batches sampled for updates (batches.parquet)"
+    )
+
+
 class WorkerSettings(_Model):
     heartbeat: float = Field(5.0, gt=0, description="seconds between a worker's heartbeats")
     lost_after: float = Field(60.0, gt=0, description="a run whose worker is silent this long is lost")
@@ -108,6 +120,7 @@ class Sweep(_Model):
     storage: str | None = Field(None, description="SQLAlchemy URL or journal file (default sqlite:///runs/<study>/study.db)")
     artifacts: str | None = Field(None, description="artifact root (default runs/<study>/artifacts)")
     checkpoint: Checkpoints = Field(default_factory=Checkpoints, description="periodic checkpoints")
+    record: Recording = Field(default_factory=Recording, description="per-step data saved with each run")
     worker: WorkerSettings = Field(default_factory=WorkerSettings, description="heartbeats and lost runs")
 
     @field_validator("strategy", mode="before")
@@ -273,6 +286,7 @@ def _validate(data: dict[str, Any], file: str) -> LoadedSweep:
     trainer_settings, hyper = space.representative()
     trainer_cls.validate(trainer_settings, hyper, file)
     trainer_cls.validate_checkpoint(trainer_settings, sweep.checkpoint.model_dump(), file)
+    trainer_cls.validate_record(trainer_settings, sweep.record.model_dump(), file)
     return LoadedSweep(sweep, space, file)
 
 

@@ -104,3 +104,46 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def export_trajectories(handle: Any, out: Path) -> list[Path]:
+    """Gather the per-step files runs recorded (`record:` in the sweep) into one `trajectories.parquet`
+    (and `batches.parquet`) with the run, configuration and seed of each row; one run is read at a
+    time, so the export never holds the whole study in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rlsweep.errors import ConfigError
+
+    trials = sorted(handle.get_trials(deepcopy=False), key=lambda t: t.number)
+    written: list[Path] = []
+    for attr in ("trajectories", "batches"):
+        sources = [(t, Path(t.user_attrs[attr])) for t in trials if t.user_attrs.get(attr)]
+        sources = [(t, p) for t, p in sources if p.exists()]
+        if not sources:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{attr}.parquet"
+        tmp = path.with_name(f".{path.name}.tmp")
+        writer = None
+        try:
+            for t, source in sources:
+                table = pq.read_table(source)
+                n = table.num_rows
+                table = table.add_column(0, "run", pa.array([t.number] * n, pa.int64()))
+                table = table.add_column(1, "config_id", pa.array([handle.config_id(t)] * n, pa.string()))
+                table = table.add_column(2, "seed", pa.array([t.user_attrs.get("seed")] * n, pa.int64()))
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema)
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+        tmp.replace(path)
+        written.append(path)
+    if not written:
+        raise ConfigError(
+            f"no run of study '{handle.name}' recorded trajectories; add record: {{trajectories: eval}} "
+            "(or train, both) to the sweep and run it"
+        )
+    return written

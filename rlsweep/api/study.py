@@ -173,14 +173,19 @@ class Study:
         )
 
     # ------------------------------------------------------------------ files
-    def export(self, format: str = "csv", out: str | Path | None = None) -> list[Path]:
-        """Runs, values, attributes and learning curves as CSV, JSON or Parquet files; returns their paths."""
-        from rlsweep.analysis.export import export_study
+    def export(self, format: str = "csv", out: str | Path | None = None, *, trajectories: bool = False) -> list[Path]:
+        """Runs, values, attributes and learning curves as CSV, JSON or Parquet files; with
+        `trajectories`, also the runs' recorded per-step data gathered into trajectories.parquet (and
+        batches.parquet). Returns the paths written."""
+        from rlsweep.analysis.export import export_study, export_trajectories
         from rlsweep.errors import ConfigError
 
         if format not in ("csv", "json", "parquet"):
             raise ConfigError(f"format must be csv, json or parquet, got {format!r}")
-        return list(export_study(self.handle.view(), Path(out or f"runs/{self.name}/export"), format))
+        folder = Path(out or f"runs/{self.name}/export")
+        view = self.handle.view()
+        extra = export_trajectories(view, folder) if trajectories else []  # its error comes before any file
+        return [*export_study(view, folder, format), *extra]
 
     def report(self, out: str | Path | None = None, *, top: int = 10) -> Path:
         """Write the static HTML report; returns its index.html."""

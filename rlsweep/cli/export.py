@@ -1,4 +1,5 @@
-"""`rlsweep export STUDY --format csv|json|parquet`: runs, values, attributes and learning curves."""
+"""`rlsweep export STUDY --format csv|json|parquet [--trajectories]`: runs, values, attributes and
+learning curves; with --trajectories also the per-step data runs recorded (trajectories.parquet)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_study_args(p)
     p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
     p.add_argument("--out", default=None, help="output folder (default runs/<study>/export)")
+    p.add_argument(
+        "--trajectories",
+        action="store_true",
+        help="also gather the runs' recorded per-step data (record: in the sweep) into trajectories.parquet",
+    )
     return p
 
 
 def execute(args: argparse.Namespace) -> int:
     from rlsweep.api import Study
 
-    for path in Study(open_handle(args)).export(args.format, args.out):
+    for path in Study(open_handle(args)).export(args.format, args.out, trajectories=args.trajectories):
         print(f"wrote {path}")
     return 0

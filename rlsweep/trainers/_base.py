@@ -53,6 +53,9 @@ class RunContext:
     checkpoint_every: int | None = None  # save a checkpoint every this many steps (kept)
     replay_buffer: bool = False  # save and restore the replay buffer with checkpoints (off-policy)
     eval_deterministic: bool = True  # act deterministically in evaluations
+    record_trajectories: str | None = None  # "eval", "train" or "both": save per-step data (sweep's record:)
+    record_every: int = 1  # keep one episode (and one sampled update batch) in this many
+    record_batches: bool = False  # off-policy: also save the batches sampled for updates
     extra: dict[str, Any] = field(default_factory=dict)  # member, generation, donor … (PBT)
     record: Callable[[str, Any], None] = lambda key, value: None  # store a run attribute (paths, info)
 
@@ -120,6 +123,18 @@ class Trainer(ABC):
     def validate_checkpoint(cls, settings: Mapping[str, Any], checkpoint: Mapping[str, Any], file: str) -> None:
         """Raise ConfigError (key checkpoint.*) for checkpoint settings this trainer cannot honour with
         these trainer settings; `checkpoint` is the sweep's checkpoint section with its defaults."""
+
+    @classmethod
+    def validate_record(cls, settings: Mapping[str, Any], record: Mapping[str, Any], file: str) -> None:
+        """Raise ConfigError (key record.*) for per-step recording this trainer cannot do; `record` is
+        the sweep's record section with its defaults. By default a trainer records nothing."""
+        for key in ("trajectories", "batches"):
+            if record.get(key):
+                raise ConfigError(
+                    f"the '{cls.kind()}' trainer does not record per-step data; remove record.{key}",
+                    file=file,
+                    key=f"record.{key}",
+                )
 
     @classmethod
     def default_space(cls, settings: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -202,10 +202,13 @@ class EpisodeRunner:
         self.max_steps = max_steps
 
     def run(
-        self, act: Callable[[np.ndarray, np.ndarray | None, np.ndarray], tuple[np.ndarray, Any]]
+        self,
+        act: Callable[[np.ndarray, np.ndarray | None, np.ndarray], tuple[np.ndarray, Any]],
+        on_step: Callable[[int, Any, Any, float, bool, bool], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Returns (episode returns, episode lengths). `act(obs_batch, state, episode_start)` ->
-        (actions, state) is the SB3 predict signature, so recurrent policies work too."""
+        (actions, state) is the SB3 predict signature, so recurrent policies work too. `on_step(i,
+        obs, action, reward, terminated, truncated)` sees each step of episode i (recording)."""
         n = len(self.envs)
         obs = [env.reset(seed=self.base_seed + i)[0] for i, env in enumerate(self.envs)]
         returns = np.zeros(n)
@@ -218,6 +221,8 @@ class EpisodeRunner:
             starts = np.zeros(n, dtype=bool)
             for i in np.flatnonzero(active):
                 new_obs, reward, terminated, truncated, _ = self.envs[i].step(actions[i])
+                if on_step is not None:
+                    on_step(int(i), obs[i], actions[i], float(reward), bool(terminated), bool(truncated))
                 returns[i] += float(reward)
                 lengths[i] += 1
                 obs[i] = new_obs

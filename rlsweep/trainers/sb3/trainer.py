@@ -43,6 +43,12 @@ class SB3Trainer(Trainer):
         validate_checkpoint(settings, checkpoint, file)
 
     @classmethod
+    def validate_record(cls, settings: Mapping[str, Any], record: Mapping[str, Any], file: str) -> None:
+        from rlsweep.trainers.sb3.validate import validate_record
+
+        validate_record(settings, record, file)
+
+    @classmethod
     def default_space(cls, settings: Mapping[str, Any]) -> dict[str, Any] | None:
         from rlsweep.trainers.sb3.spaces import default_space
 

@@ -26,6 +26,7 @@ from rlsweep.trainers.sb3.env import (
     normalize_settings,
     vecnormalize_path,
 )
+from rlsweep.trainers.sb3.recording import Recordings
 
 __all__ = ["train"]
 
@@ -62,6 +63,8 @@ def train(run: RunContext) -> None:
             },
         )
         session = _Session(run, model, evaluator, writer, deterministic=_deterministic(run))
+        session.recordings = Recordings(run, model, global_step=session.global_step)
+        cleanup.callback(session.recordings.close)
         callback = _RunCallback(session)
         try:
             model.learn(
@@ -141,6 +144,7 @@ class _Session:
         self.best = -np.inf
         self.checkpoints: list[str] = []
         self.best_recorded = False
+        self.recordings: Recordings  # set by train() once the model exists
 
     def global_step(self) -> int:
         return self.run.start_step + int(self.model.num_timesteps - self.start_timesteps)
@@ -152,7 +156,7 @@ class _Session:
 
     def evaluate_and_report(self) -> Decision:
         step = self.global_step()
-        returns, lengths = self.evaluator.run(self._act)
+        returns, lengths = self.evaluator.run(self._act, self.recordings.eval_hook(step, len(self.evaluator.envs)))
         metrics: dict[str, float] = {
             "eval/mean_return": float(np.mean(returns)),
             "eval/std_return": float(np.std(returns)),
@@ -246,6 +250,7 @@ class _RunCallback(BaseCallback):
         _check_finite(self.locals.get("rewards"), "reward", self.session)
         _check_finite(self.locals.get("new_obs"), "observation", self.session)
         step = self.session.global_step()
+        self.session.recordings.on_step(self.session.model, self.locals, step, self.session._act)
         while self.next_ckpt is not None and self.ckpt_every and step >= self.next_ckpt:
             self.session.checkpoint()
             self.next_ckpt += self.ckpt_every

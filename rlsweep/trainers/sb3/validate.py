@@ -38,7 +38,9 @@ SETTINGS: dict[str, str] = {
     "device": "auto, cpu or cuda",
     "threads": "torch threads per run (default 1)",
     "kwargs": "fixed algorithm keyword arguments",
+    "monitor": "GIFs of the training env while it trains: {after: steps, every: steps, max_steps, fps}",
 }
+MONITOR_KEYS = ("after", "every", "max_steps", "fps")
 
 
 def validate_settings(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
@@ -83,6 +85,7 @@ def validate_settings(settings: Mapping[str, Any], hyperparams: Mapping[str, Any
             "Atari preprocessing needs OpenCV: pip install 'rlsweep[atari]'", file=file, key="trainer.atari"
         )
     _check_normalize(settings.get("normalize", False), file)
+    _check_monitor(settings.get("monitor"), file)
     policy = settings.get("policy", "MlpPolicy")
     if policy not in algo_cls.policy_aliases:
         names = list(algo_cls.policy_aliases)
@@ -147,6 +150,51 @@ def validate_checkpoint(settings: Mapping[str, Any], checkpoint: Mapping[str, An
             file=file,
             key="checkpoint.replay_buffer",
         )
+
+
+def validate_record(settings: Mapping[str, Any], record: Mapping[str, Any], file: str) -> None:
+    """`record.batches: true` needs an algorithm that samples its updates from a replay buffer."""
+    if not record.get("batches"):
+        return
+    algo = canonical_algo(settings.get("algo"), file)
+    if algo not in OFF_POLICY:
+        raise ConfigError(
+            f"{algo} samples no update batches (it learns on-policy from its rollouts); batches: true is "
+            "for off-policy algorithms: remove it, or record trajectories: train",
+            file=file,
+            key="record.batches",
+        )
+
+
+def _check_monitor(value: Any, file: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"takes a mapping such as {{after: 10000, every: 20000}}, got {value!r}", file=file, key="trainer.monitor"
+        )
+    for key in value:
+        if key not in MONITOR_KEYS:
+            raise ConfigError(
+                f"unknown key '{key}'{closest(str(key), MONITOR_KEYS)}; known: {', '.join(MONITOR_KEYS)}",
+                file=file,
+                key=f"trainer.monitor.{key}",
+            )
+    if "after" not in value:
+        raise ConfigError(
+            "needs 'after': the environment steps after which the first video is recorded",
+            file=file,
+            key="trainer.monitor.after",
+        )
+    for key, low in (("after", 0), ("every", 1), ("max_steps", 1)):
+        if key not in value or (key == "every" and value[key] is None):
+            continue
+        v = value[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"takes a whole number >= {low}, got {v!r}", file=file, key=f"trainer.monitor.{key}")
+    fps = value.get("fps", 30)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 50:
+        raise ConfigError(f"takes frames per second in (0, 50], got {fps!r}", file=file, key="trainer.monitor.fps")
 
 
 def _check_normalize(value: Any, file: str) -> None:
