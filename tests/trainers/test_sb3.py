@@ -302,9 +302,9 @@ def test_stop_decision_ends_promptly_and_still_saves(tmp_path: Path) -> None:
     ids=["PPO", "DQN"],
 )
 def test_same_seed_same_curve(tmp_path: Path, config: dict[str, Any], hyper: dict[str, Any]) -> None:
-    first, _ = train(tmp_path / "a", config, hyper, eval_every=500)
-    second, _ = train(tmp_path / "b", config, hyper, eval_every=500)
-    other, _ = train(tmp_path / "c", config, hyper, eval_every=500, seed=4)
+    first, _ = train(tmp_path / "a", config, hyper, eval_every=250)
+    second, _ = train(tmp_path / "b", config, hyper, eval_every=250)
+    other, _ = train(tmp_path / "c", config, hyper, eval_every=250, seed=4)
     assert len(first.curve()) >= 3
     assert first.curve() == second.curve()
     assert first.curve("train/episode_return") == second.curve("train/episode_return")

@@ -66,3 +66,48 @@ def test_pbt_continues_sb3_models_from_checkpoints(tmp_path: Path) -> None:
         assert own == PPO.load(start, device="cpu").num_timesteps + INTERVAL
     first = [t for t in trials if int(t.user_attrs["generation"]) == 0]
     assert all(PPO.load(t.user_attrs["model"], device="cpu").num_timesteps == INTERVAL for t in first)
+
+
+@pytest.mark.slow
+def test_pbt_members_continue_with_their_donors_replay_buffer(tmp_path: Path) -> None:
+    import numpy as np
+
+    sweep = {
+        "study": "sb3-pbt-buffer",
+        "seed": 0,
+        "trainer": {"kind": "sb3", "algo": "DQN", "env": "CartPole-v1", "timesteps": INTERVAL * GENERATIONS},
+        "eval": {"every": INTERVAL, "episodes": 2},
+        "objective": {"metric": "eval/mean_return", "mode": "max"},
+        "strategy": {"name": "pbt", "population": 2, "interval": INTERVAL, "synchronous": True},
+        "params": {
+            "learning_rate": {"loguniform": [1.0e-4, 1.0e-3]},
+            "learning_starts": 32,
+            "train_freq": 4,
+            "batch_size": 16,
+            "buffer_size": 5000,
+            "policy_kwargs": {"net_arch": [16]},
+        },
+        "checkpoint": {"replay_buffer": True},
+        "storage": f"sqlite:///{tmp_path}/study.db",
+        "artifacts": str(tmp_path / "artifacts"),
+    }
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    Worker(handle).loop(poll=0.05)
+
+    trials = handle.study.get_trials(deepcopy=False)
+    assert len(trials) == 2 * GENERATIONS and all(t.state is TrialState.COMPLETE for t in trials)
+    by_number = {t.number: t for t in trials}
+    later = [t for t in trials if int(t.user_attrs["generation"]) > 0]
+    assert any("donor" in t.user_attrs for t in later), "no exploit happened; the test needs one"
+    for t in later:
+        parent = by_number[int(t.user_attrs["parent"])]  # the donor's run after an exploit
+        with (
+            np.load(parent.user_attrs["replay_buffer"], allow_pickle=False) as before,
+            np.load(t.user_attrs["replay_buffer"], allow_pickle=False) as after,
+        ):
+            # the run's buffer is its parent's, transition for transition, followed by its own steps
+            assert int(after["pos"]) == int(before["pos"]) + INTERVAL
+            for name in ("observations", "next_observations", "actions", "rewards", "dones"):
+                np.testing.assert_array_equal(after[name][: int(before["pos"])], before[name], err_msg=name)

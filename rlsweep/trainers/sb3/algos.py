@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from rlsweep.errors import ConfigError, TrainerError, closest
@@ -336,9 +337,17 @@ def optimizers(model: Any) -> list[Any]:
 
 
 def load_for_continuing(
-    algo_cls: Any, path: str, env: Any, device: str, kwargs: Mapping[str, Any], seed: int
+    algo_cls: Any,
+    path: str,
+    env: Any,
+    device: str,
+    kwargs: Mapping[str, Any],
+    seed: int,
+    *,
+    replay_buffer: Path | None = None,
 ) -> Any:
-    """The checkpoint's model on `env`, with the run's new hyperparameters really in effect.
+    """The checkpoint's model on `env`, with the run's new hyperparameters really in effect, and
+    for an off-policy model the replay buffer saved in `replay_buffer` (see buffer.py), if given.
 
     SB3's `load(**kwargs)` sets the attributes before rebuilding schedules and buffers, but then
     restores the optimizer's saved state, learning rate included; so the rate is written into the
@@ -357,8 +366,14 @@ def load_for_continuing(
         for group in opt.param_groups:
             group["lr"] = lr
     if type(model).__name__ in OFF_POLICY:
-        # The replay buffer is not saved with a model: collect at least one batch before learning again.
-        model.learning_starts = model.num_timesteps + max(int(getattr(model, "batch_size", 256)), 1)
+        restored = 0
+        if replay_buffer is not None:
+            from rlsweep.trainers.sb3.buffer import load_replay_buffer
+
+            restored = load_replay_buffer(model.replay_buffer, replay_buffer)
+        if restored == 0:
+            # An empty replay buffer (none saved with the model): collect a batch before learning again.
+            model.learning_starts = model.num_timesteps + max(int(getattr(model, "batch_size", 256)), 1)
     model.set_random_seed(seed)
     return model
 

@@ -1,6 +1,7 @@
 """The SB3 training loop behind SB3Trainer.train: one run = one SB3 model trained for `run.budget`
-steps, evaluated every `run.eval_every` steps on its own seeded environments, saved atomically
-(final, best, periodic checkpoints). Importing this module imports torch, SB3 and Gymnasium.
+steps, evaluated every `run.eval_every` steps (on-policy: at the first rollout boundary at or after)
+on its own seeded environments, saved atomically (final, best, periodic checkpoints, with the replay
+buffer when asked). Importing this module imports torch, SB3 and Gymnasium.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from rlsweep.errors import TrainerError
 from rlsweep.study.attrs import MODEL_ATTR
 from rlsweep.trainers._base import Decision, RunContext, atomic_path, commit_file
-from rlsweep.trainers.sb3.algos import algorithm_class, algorithm_kwargs, load_for_continuing
+from rlsweep.trainers.sb3.algos import OFF_POLICY, algorithm_class, algorithm_kwargs, load_for_continuing
+from rlsweep.trainers.sb3.buffer import replay_buffer_path, save_replay_buffer
 from rlsweep.trainers.sb3.env import (
     EVAL_SEED_OFFSET,
     EpisodeRunner,
@@ -85,7 +87,11 @@ def train(run: RunContext) -> None:
                     f"diverged: non-finite values in training at step {step} ({_first_line(exc)[:120]})"
                 ) from exc
             raise
-        if session.decision is Decision.CONTINUE and session.last_report_step != session.global_step():
+        if (
+            session.decision is Decision.CONTINUE
+            and session.last_report_step != session.global_step()
+            and session.policy_changed()
+        ):
             session.evaluate_and_report()
         session.save_final()
 
@@ -108,7 +114,15 @@ def _build_model(
             raise TrainerError(
                 f"cannot continue from {run.start_checkpoint}: its VecNormalize statistics {stats} are missing"
             )
-        model = load_for_continuing(algo_cls, str(run.start_checkpoint), venv, device, kwargs, run.seed)
+        buffer = replay_buffer_path(run.start_checkpoint) if run.replay_buffer else None
+        if buffer is not None and not buffer.exists() and algo_cls.__name__ in OFF_POLICY:
+            raise TrainerError(
+                f"cannot continue from {run.start_checkpoint} with checkpoint.replay_buffer: its replay buffer "
+                f"{buffer} is missing (saved without replay_buffer: true?)"
+            )
+        model = load_for_continuing(
+            algo_cls, str(run.start_checkpoint), venv, device, kwargs, run.seed, replay_buffer=buffer
+        )
     else:
         if norm is not None:
             venv = VecNormalize(venv, **norm)
@@ -137,6 +151,13 @@ class _Session:
         self.writer = writer
         self.deterministic = deterministic
         self.vecnorm = model.get_vec_normalize_env()
+        self.keeps_buffer = run.replay_buffer and getattr(model, "replay_buffer", None) is not None
+        # An on-policy algorithm (and ARS) changes its policy only in the update after a rollout, so it
+        # is evaluated at rollout boundaries; an off-policy one updates every few steps.
+        from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+        self.off_policy = isinstance(model, OffPolicyAlgorithm)
+        self.evaluated_updates: int | None = None  # SB3's update counter at the last evaluation
         self.start_timesteps = model.num_timesteps
         self.start_time = time.perf_counter()
         self.decision = Decision.CONTINUE
@@ -154,8 +175,15 @@ class _Session:
             obs = self.vecnorm.normalize_obs(obs)
         return self.model.predict(obs, state=state, episode_start=starts, deterministic=self.deterministic)  # type: ignore[no-any-return]
 
+    def policy_changed(self) -> bool:
+        """False when the policy has had no update since it was last evaluated (SB3 counts updates in
+        `_n_updates`; before learning_starts an off-policy model has none)."""
+        updates = getattr(self.model, "_n_updates", None)
+        return self.evaluated_updates is None or updates is None or updates != self.evaluated_updates
+
     def evaluate_and_report(self) -> Decision:
         step = self.global_step()
+        self.evaluated_updates = getattr(self.model, "_n_updates", None)
         returns, lengths = self.evaluator.run(self._act, self.recordings.eval_hook(step, len(self.evaluator.envs)))
         metrics: dict[str, float] = {
             "eval/mean_return": float(np.mean(returns)),
@@ -202,10 +230,14 @@ class _Session:
         if bad:
             raise TrainerError(f"diverged: {', '.join(bad)} not finite at step {self.global_step()}")
 
-    def save(self, path: Path) -> Path:
-        """Model (and VecNormalize statistics beside it) under `path`, each file renamed into place
-        only when complete. SB3 appends '.zip' to a name without it, so the temporary name ends in .zip."""
+    def save(self, path: Path, *, with_buffer: bool = False) -> Path:
+        """Model (and VecNormalize statistics, and with `with_buffer` the replay buffer, beside it)
+        under `path`, each file renamed into place only when complete, the model last: once the model
+        is there, so is everything a run continuing it loads. SB3 appends '.zip' to a name without it,
+        so the temporary name ends in .zip."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        if with_buffer and self.keeps_buffer:
+            save_replay_buffer(self.model.replay_buffer, replay_buffer_path(path))
         if self.vecnorm is not None:
             stats = vecnormalize_path(path)
             tmp_stats = atomic_path(stats)
@@ -216,15 +248,17 @@ class _Session:
         return commit_file(tmp, path)
 
     def checkpoint(self) -> None:
-        path = self.save(self.run.checkpoint_dir / f"step_{self.global_step()}.zip")
+        path = self.save(self.run.checkpoint_dir / f"step_{self.global_step()}.zip", with_buffer=True)
         self.checkpoints.append(str(path))
         self.run.record("checkpoints", list(self.checkpoints))
 
     def save_final(self) -> None:
-        path = self.save(self.run.artifact_dir / "model.zip")
+        path = self.save(self.run.artifact_dir / "model.zip", with_buffer=True)
         self.run.record(MODEL_ATTR, str(path))
         if self.vecnorm is not None:
             self.run.record("vecnormalize", str(vecnormalize_path(path)))
+        if self.keeps_buffer:
+            self.run.record("replay_buffer", str(replay_buffer_path(path)))
 
 
 class _RunCallback(BaseCallback):
@@ -243,6 +277,10 @@ class _RunCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         self.session.check_losses()  # train() just ran: a NaN loss stops the run before it acts on it
+        # on-policy: the update after the last rollout just ran, so this is the first step at which
+        # the new policy exists; the recorded step is the steps it was trained on
+        if not self.session.off_policy and self._due() and self._evaluate().should_stop:
+            raise _Stop  # on_rollout_start cannot return False
 
     def _on_step(self) -> bool:
         if self.session.decision.should_stop:
@@ -254,12 +292,24 @@ class _RunCallback(BaseCallback):
         while self.next_ckpt is not None and self.ckpt_every and step >= self.next_ckpt:
             self.session.checkpoint()
             self.next_ckpt += self.ckpt_every
-        done = self.session.model.num_timesteps - self.session.start_timesteps
-        if done >= self.next_eval:
-            while self.next_eval <= done:
-                self.next_eval += self.eval_every
-            return not self.session.evaluate_and_report().should_stop
+        if self.session.off_policy and self._due():
+            return not self._evaluate().should_stop
         return True
+
+    def _due(self) -> bool:
+        """eval.every steps have passed since the last due point (moves the next one on)."""
+        done = self.session.model.num_timesteps - self.session.start_timesteps
+        if done < self.next_eval:
+            return False
+        while self.next_eval <= done:
+            self.next_eval += self.eval_every
+        return True
+
+    def _evaluate(self) -> Decision:
+        """Evaluate now, unless the policy is the one evaluated last (no update since)."""
+        if not self.session.policy_changed():
+            return self.session.decision
+        return self.session.evaluate_and_report()
 
 
 def _check_finite(values: Any, what: str, session: _Session) -> None:
