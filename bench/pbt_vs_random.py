@@ -6,8 +6,10 @@ workers); the random search trains `population` configurations drawn from the sa
 steps each, so all three spend 4 x 20k = 80k environment steps. Printed: each method's best final
 evaluation return (population methods: the best member at the last generation; random: the best run)
 and the random search's median, and as the last line whether PBT's and PB2's best beat that median.
+With --replay-buffer the population methods save and restore SAC's replay buffer with each
+checkpoint (`checkpoint: {replay_buffer: true}`), as studies of their own beside the ones without.
 
-    python bench/pbt_vs_random.py [--timesteps 20000] [--interval 5000] [--dir runs/bench-pbt]
+    python bench/pbt_vs_random.py [--timesteps 20000] [--interval 5000] [--dir runs/bench-pbt] [--replay-buffer]
 
 Studies live in DIR/bench.db; running again reads finished studies back instead of training again.
 """
@@ -40,7 +42,11 @@ def sweeps(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     random["strategy"] = {"name": "random", "runs": args.population, "seeds": 1, "workers": args.workers}
     out["random"] = random
     for method, sweep in out.items():
-        sweep["study"] = f"bench-pendulum-{method.lower()}"
+        # the random search continues no checkpoint, so both variants share (and read back) its study
+        buffered = args.replay_buffer and method != "random"
+        sweep["study"] = f"bench-pendulum-{method.lower()}{'-buf' if buffered else ''}"
+        if buffered:
+            sweep["checkpoint"] = {**sweep.get("checkpoint", {}), "replay_buffer": True}
         sweep["seed"] = args.seed
         sweep["storage"] = f"sqlite:///{root}/bench.db"
         sweep["artifacts"] = str(root / "artifacts" / sweep["study"])
@@ -92,6 +98,11 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="sweep seed")
     p.add_argument("--dir", default="runs/bench-pbt-vs-random", help="where the studies and artifacts go")
     p.add_argument("--only", default="PBT,PB2,random", help="comma-separated subset of PBT,PB2,random")
+    p.add_argument(
+        "--replay-buffer",
+        action="store_true",
+        help="PBT and PB2 keep SAC's replay buffer across generations and exploits (checkpoint.replay_buffer)",
+    )
     args = p.parse_args()
     root = Path(args.dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -99,8 +110,10 @@ def main() -> int:
     chosen = [m for m in plans if m in args.only.split(",")]
     walls = {m: run(m, plans[m], root) for m in chosen}
     print()
+    buffer = "with" if args.replay_buffer else "without"
     print(
-        f"SAC on Pendulum-v1, {args.population} x {args.timesteps} steps per method, {args.workers} workers"
+        f"SAC on Pendulum-v1, {args.population} x {args.timesteps} steps per method, {args.workers} workers, "
+        f"PBT/PB2 {buffer} the replay buffer"
     )
     print(
         f"{'method':<8} {'best final return':>17} {'median':>9} {'members':>8} {'env steps':>10} {'wall':>7}"
