@@ -68,22 +68,31 @@ def test_pbt_continues_sb3_models_from_checkpoints(tmp_path: Path) -> None:
     assert all(PPO.load(t.user_attrs["model"], device="cpu").num_timesteps == INTERVAL for t in first)
 
 
+OFF_POLICY = {
+    "DQN": ({"env": "CartPole-v1"}, {"train_freq": 4}),
+    # SAC on a normalized Pendulum: the VecNormalize statistics travel with the buffer
+    "SAC": ({"env": "Pendulum-v1", "normalize": True}, {}),
+}
+
+
 @pytest.mark.slow
-def test_pbt_members_continue_with_their_donors_replay_buffer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algo", list(OFF_POLICY))
+def test_pbt_members_continue_with_their_donors_replay_buffer(tmp_path: Path, algo: str) -> None:
     import numpy as np
 
+    trainer, extra = OFF_POLICY[algo]
     sweep = {
         "study": "sb3-pbt-buffer",
         "seed": 0,
-        "trainer": {"kind": "sb3", "algo": "DQN", "env": "CartPole-v1", "timesteps": INTERVAL * GENERATIONS},
+        "trainer": {"kind": "sb3", "algo": algo, **trainer, "timesteps": INTERVAL * GENERATIONS},
         "eval": {"every": INTERVAL, "episodes": 2},
         "objective": {"metric": "eval/mean_return", "mode": "max"},
         "strategy": {"name": "pbt", "population": 2, "interval": INTERVAL, "synchronous": True},
         "params": {
             "learning_rate": {"loguniform": [1.0e-4, 1.0e-3]},
             "learning_starts": 32,
-            "train_freq": 4,
             "batch_size": 16,
+            **extra,
             "buffer_size": 5000,
             "policy_kwargs": {"net_arch": [16]},
         },
@@ -103,6 +112,8 @@ def test_pbt_members_continue_with_their_donors_replay_buffer(tmp_path: Path) ->
     assert any("donor" in t.user_attrs for t in later), "no exploit happened; the test needs one"
     for t in later:
         parent = by_number[int(t.user_attrs["parent"])]  # the donor's run after an exploit
+        if trainer.get("normalize"):
+            assert Path(t.user_attrs["vecnormalize"]).is_file()
         with (
             np.load(parent.user_attrs["replay_buffer"], allow_pickle=False) as before,
             np.load(t.user_attrs["replay_buffer"], allow_pickle=False) as after,
