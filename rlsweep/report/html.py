@@ -44,6 +44,7 @@ class _Config:
     runs: list[Mapping[str, Any]]
     states: Counter[str]
     rank: int | None = None  # its place in the study's ranking; None when not ranked
+    race_reason: str | None = None  # seed racing: why it got the seeds it got
 
 
 def _e(value: Any) -> str:
@@ -111,6 +112,7 @@ def _group(
                 members,
                 Counter(_state(r) for r in members),
                 None if e is None else e.rank,
+                getattr(e, "race_reason", None),
             )
         )
     return configs
@@ -286,6 +288,11 @@ def _top_table(ranked: Sequence[_Config], top: int, anchors: bool = True) -> str
             _fmt(s.mean), _fmt(s.iqm), _e(interval_text(s)), _fmt(s.std), _e(extra), _params_text(c.params),
         ])  # fmt: skip
     header = ["#", "configuration", "seeds", "mean", "IQM", "95% CI", "std", "other runs", "parameters"]
+    if any(c.race_reason for c in ranked[:top]):  # a racing study: why each got its seeds
+        header.insert(3, "why these seeds (race)")
+        for row, c in zip(rows, ranked[:top], strict=False):
+            row.insert(3, _e(c.race_reason or "—"))
+        return _table(header, rows, {0, 2, 4, 5, 7})
     return _table(header, rows, {0, 2, 3, 4, 6}) if rows else "<p>No finished runs yet.</p>"
 
 
