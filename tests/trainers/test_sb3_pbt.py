@@ -122,3 +122,51 @@ def test_pbt_members_continue_with_their_donors_replay_buffer(tmp_path: Path, al
             assert int(after["pos"]) == int(before["pos"]) + INTERVAL
             for name in ("observations", "next_observations", "actions", "rewards", "dones"):
                 np.testing.assert_array_equal(after[name][: int(before["pos"])], before[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_replay_segments_continue_with_their_replay_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from rlsweep.api import Study
+
+    monkeypatch.chdir(tmp_path)
+    sweep = {
+        "study": "sb3-pbt-replay-buffer",
+        "seed": 0,
+        "trainer": {"kind": "sb3", "algo": "DQN", "env": "CartPole-v1", "timesteps": INTERVAL * GENERATIONS},
+        "eval": {"every": INTERVAL, "episodes": 2},
+        "strategy": {"name": "pbt", "population": 2, "interval": INTERVAL, "synchronous": True},
+        "params": {
+            "learning_rate": {"loguniform": [1.0e-4, 1.0e-3]},
+            "learning_starts": 32,
+            "batch_size": 16,
+            "train_freq": 4,
+            "buffer_size": 5000,
+            "policy_kwargs": {"net_arch": [16]},
+        },
+        "checkpoint": {"replay_buffer": True},
+        "storage": f"sqlite:///{tmp_path}/study.db",
+    }
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    Worker(handle).loop(poll=0.05)
+
+    child = Study(handle).replay(1, workers=1)
+    trials = child.handle.study.get_trials(deepcopy=False)
+    assert len(trials) == 2 and all(t.state is TrialState.COMPLETE for t in trials)
+    segments = {t.number: int(t.user_attrs["replay"]["segments"]) for t in trials}
+    assert max(segments.values()) > 1, "the schedule arm needs a change of values; the test needs one"
+    for t in trials:  # each segment continues the previous one's model and its buffer
+        folder = child.handle.artifact_dir(t.number)
+        previous, steps = None, []
+        for k in range(segments[t.number]):
+            with np.load(folder / f"segment-{k}" / "replay_buffer.npz", allow_pickle=False) as buffer:
+                rewards = buffer["rewards"].copy()
+            if previous is not None:
+                assert len(rewards) > len(previous)
+                np.testing.assert_array_equal(rewards[: len(previous)], previous)
+            previous = rewards
+            steps.append(len(rewards))
+        assert steps[-1] == INTERVAL * GENERATIONS  # every step the arm trained is in its last buffer
