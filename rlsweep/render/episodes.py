@@ -221,6 +221,20 @@ def _write_sidecar(path: Path, data: dict[str, Any]) -> Path:
     return sidecar
 
 
+def behaviour_names(episode: Episode, n_actions: int | None) -> list[str]:
+    """The names of the entries of the episode's behaviour descriptor (obs0_mean, ..., length)."""
+    from rlsweep.analysis.behaviour import descriptor_names
+
+    obs = np.asarray(episode.observations, dtype=float)
+    obs_dim = int(obs.reshape(obs.shape[0], -1).shape[1]) if obs.ndim else 0
+    acts = np.asarray(episode.actions)
+    if n_actions is None and np.issubdtype(acts.dtype, np.integer) and acts.ndim <= 1:
+        n_actions = int(acts.max()) + 1 if acts.size else 0  # as describe_episode counts them
+    if n_actions is not None:
+        return descriptor_names(obs_dim, n_actions=int(n_actions))
+    return descriptor_names(obs_dim, action_dim=int(acts.reshape(acts.shape[0], -1).shape[1]))
+
+
 def render_policy(
     model_path: str | os.PathLike[str],
     config: dict[str, Any],
@@ -283,6 +297,7 @@ def render_policy(
             writer = write_gif if fmt == "gif" else write_mp4
             writer(episode.frames, path, fps, size=size)
             behaviour = describe_episode(episode.observations, episode.actions, n_actions=n_actions).tolist()
+            names = behaviour_names(episode, n_actions)
             sidecar = _write_sidecar(
                 path,
                 {
@@ -300,6 +315,7 @@ def render_policy(
                     "fps": fps,
                     "size": list(np.asarray(episode.frames[0]).shape[1::-1]),
                     "behaviour": behaviour,
+                    "behaviour_names": names,
                     **extra,
                 },
             )

@@ -32,6 +32,7 @@ class Policy:
     model: str
     config: dict[str, Any]
     seed: int | None = None  # the run's training seed
+    hyperparameters: dict[str, Any] | None = None  # every hyperparameter the run trained with
 
 
 def require_policies(handle: Any) -> None:
@@ -50,7 +51,7 @@ def policy_of(handle: Any, trial: Any, model: str | None = None) -> Policy:
         )
     if not Path(path).is_file():
         raise ConfigError(f"run {trial.number} of study '{handle.name}': model file {path} is missing")
-    config, _ = handle.space.fill(handle.decode(trial.params))
+    config, hyper = handle.space.fill(handle.decode(trial.params))
     seed = trial.user_attrs.get("seed")
     return Policy(
         handle.name,
@@ -59,7 +60,14 @@ def policy_of(handle: Any, trial: Any, model: str | None = None) -> Policy:
         str(path),
         config,
         None if seed is None else int(seed),
+        hyper,
     )
+
+
+def sidecar_extra(policy: Policy) -> dict[str, Any]:
+    """What a rendered file's sidecar says about the run beside its trainer settings: the study (a
+    file may travel alone), the training seed and every hyperparameter of the run."""
+    return {"study": policy.study, "train_seed": policy.seed, "hyperparameters": policy.hyperparameters}
 
 
 def find_run(handle: Any, number: int) -> Any:
@@ -184,7 +192,7 @@ def policy_jobs(policies: Iterable[Policy], out_dir: Path, main_study: str, **re
             out_path=out_dir / f"{file_stem(p, main_study)}.{fmt}",
             run=p.run,
             config_id=p.config_id,
-            extra={"study": p.study, "train_seed": p.seed},
+            extra=sidecar_extra(p),
             **render,
         )
         for p in policies
@@ -200,7 +208,7 @@ def timeline(handle: Any, number: int, out_dir: Path, **render: Any) -> list[Ren
         raise ConfigError(no_checkpoints(handle, trial))
     final = policy_of(handle, trial)
     folder = out_dir / f"run{number}-checkpoints"
-    who = {"study": handle.name, "train_seed": final.seed}
+    who = sidecar_extra(final)
     common = {"run": number, "config_id": final.config_id, "extra": who, **render}
     step = final_step(handle, trial)
     # A checkpoint taken at the final step holds the final model: render it once, as the final.

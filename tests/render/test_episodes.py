@@ -116,6 +116,10 @@ def test_render_policy_writes_files_and_sidecars(tmp_path: Path) -> None:
         assert (meta["run"], meta["config_id"], meta["seed"]) == (7, "ab12", r.seed)
         assert meta["return"] == r.episode_return and meta["frames"] == meta["length"] + 1
         assert meta["configuration"] == {"env": "Dot"} and len(meta["behaviour"]) == 2 + 2 + 4 + 1
+        assert meta["behaviour_names"] == [
+            "obs0_mean", "obs1_mean", "obs0_std", "obs1_std",
+            "action0_frac", "action1_frac", "action2_frac", "action3_frac", "length",
+        ]  # fmt: skip
     again = render_policy(
         "model.zip", {}, tmp_path / "again.gif", seed=10, make_env=make_toy_env, load_policy=load_toy_policy
     )

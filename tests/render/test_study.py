@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from rlsweep.config import load_sweep
 from rlsweep.errors import ConfigError
-from rlsweep.render.study import no_checkpoints, timeline
+from rlsweep.render import render_many
+from rlsweep.render.study import no_checkpoints, policy_jobs, policy_of, timeline
+from tests.conftest import synthetic_sweep
 
 
 def run(
@@ -104,3 +108,48 @@ def test_without_checkpoint_every_the_fix_is_to_set_it(tmp_path: Path) -> None:
     assert no_checkpoints(handle, trial) == (
         "run 17 of study 'cartpole-ppo' has no saved checkpoints (set 'checkpoint: {every: N}' in the sweep file)"
     )
+
+
+def test_the_sidecar_holds_every_hyperparameter_of_the_run(tmp_path: Path) -> None:
+    import dataclasses
+
+    import gymnasium as gym
+
+    params = {
+        "learning_rate": {"loguniform": [1e-5, 1e-1]},
+        "gamma": {"uniform": [0.9, 0.9999]},
+        "policy_kwargs": {"net_arch": {"choice": [[64, 64], [128]]}},
+        "batch_size": 64,  # fixed, not searched: still one of the run's hyperparameters
+    }
+    loaded = load_sweep(synthetic_sweep("side", tmp_path, params=params))
+    model = tmp_path / "model.zip"
+    model.write_bytes(b"zip")
+    values = {"learning_rate": 3e-4, "gamma": 0.99, "policy_kwargs.net_arch": [128]}
+    trial = SimpleNamespace(
+        number=4,
+        params=values,
+        user_attrs={"seed": 1, "model": str(model)},
+        state=SimpleNamespace(name="COMPLETE"),
+    )
+    handle = SimpleNamespace(
+        name="side", space=loaded.space, decode=lambda p: p, config_id=lambda t: "c0ffee"
+    )
+    policy = policy_of(handle, trial)
+    assert policy.hyperparameters == {
+        "learning_rate": 3e-4,
+        "gamma": 0.99,
+        "policy_kwargs": {"net_arch": [128]},
+        "batch_size": 64,
+    }
+
+    (job,) = policy_jobs([policy], tmp_path / "render", "side", size=(64, 48))
+    job = dataclasses.replace(
+        job,
+        make_env=lambda config, seed, render_mode=None: gym.make("CartPole-v1", render_mode=render_mode),
+        load_policy=lambda path, config: lambda obs: 0,
+    )
+    (outcome,) = render_many([job], workers=1)
+    assert outcome.ok, outcome.error
+    meta = json.loads(outcome.results[0].sidecar.read_text())
+    assert meta["hyperparameters"] == policy.hyperparameters
+    assert (meta["study"], meta["run"], meta["train_seed"], meta["config_id"]) == ("side", 4, 1, "c0ffee")
