@@ -3,18 +3,27 @@ alike sit together in the report's gallery and a rare behaviour stands out.
 
 A descriptor is a plain vector: per observation dimension its mean and spread over the episode, the
 action histogram (discrete) or per-dimension action mean and spread (continuous), and the length.
-Clustering is k-means on standardised descriptors with k chosen by silhouette, in plain NumPy.
+Clustering is k-means with k chosen by silhouette, in plain NumPy, on descriptors measured in units
+of their own seed noise; clusters whose centres are closer than a few noise units are merged, so
+policies that differ only as two seeds of one configuration do stay together.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 #: Below this best silhouette the descriptors show no real grouping (Kaufman & Rousseeuw's "no
 #: substantial structure"), and every policy stays in one cluster rather than being split at random.
 MIN_SILHOUETTE = 0.25
+#: Two clusters stay apart only if their centres differ by more than this many noise units on at
+#: least one descriptor entry (a z-score; 3 is rarely reached by noise alone between two groups).
+SEPARATION = 3.0
+#: The smallest noise an entry is granted, as a share of its largest magnitude: without replicates
+#: (or with replicates that happen to agree) a 1% wobble is not a behaviour.
+NOISE_FLOOR = 0.05
 
 
 def describe_episode(
@@ -112,18 +121,57 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
     return float(s.mean())
 
 
+def noise_scale(x: np.ndarray, groups: Sequence[str] | None = None) -> np.ndarray:
+    """Per entry, how much descriptors vary between replicates: the pooled standard deviation
+    inside `groups` (items with the same group are replicates, such as the seeds of one
+    configuration or episodes of one policy), never below NOISE_FLOOR of the entry's magnitude.
+    Whatever two seeds of one configuration already differ by is noise, not another behaviour."""
+    floor = NOISE_FLOOR * np.abs(x).max(axis=0) + 1e-9
+    if groups is None:
+        return floor
+    squares, dof = np.zeros(x.shape[1]), 0
+    for group in sorted(set(groups)):
+        members = x[[i for i, g in enumerate(groups) if g == group]]
+        if len(members) > 1:
+            squares += ((members - members.mean(axis=0)) ** 2).sum(axis=0)
+            dof += len(members) - 1
+    pooled = np.sqrt(squares / dof) if dof else np.zeros(x.shape[1])
+    return np.maximum(pooled, floor)
+
+
+def _merge_close(z: np.ndarray, labels: np.ndarray, separation: float) -> np.ndarray:
+    """Merge the closest two clusters (largest per-entry gap of their centres, in noise units)
+    until every pair is farther apart than `separation`."""
+    labels = labels.copy()
+    while True:
+        clusters = np.unique(labels)
+        if len(clusters) < 2:
+            return labels
+        centres = np.stack([z[labels == c].mean(axis=0) for c in clusters])
+        gap = np.abs(centres[:, None, :] - centres[None]).max(axis=-1)
+        np.fill_diagonal(gap, np.inf)
+        a, b = np.unravel_index(np.argmin(gap), gap.shape)
+        if gap[a, b] > separation:
+            return labels
+        labels[labels == clusters[b]] = clusters[a]
+
+
 def cluster_behaviours(
     descriptors: dict[str, np.ndarray],
     max_clusters: int = 6,
     seed: int = 0,
     *,
+    groups: Mapping[str, str] | None = None,
     min_silhouette: float = MIN_SILHOUETTE,
+    separation: float = SEPARATION,
 ) -> dict[str, int]:
     """Cluster labels by key; cluster 0 is the largest, then 1, and so on.
 
-    Descriptors are standardised per entry, then k-means runs for k = 2..max_clusters and the k with
-    the best silhouette wins. Fewer than 4 items, identical descriptors, or a best silhouette below
-    `min_silhouette` (no real grouping) put everything in cluster 0.
+    Each entry is measured in units of its noise (`noise_scale`: the spread between replicates named
+    by `groups`, key -> group, such as the seeds of one configuration; at least NOISE_FLOOR of the
+    entry), then k-means runs for k = 2..max_clusters and the k with the best silhouette wins;
+    clusters closer than `separation` noise units on every entry are merged. Fewer than 4 items,
+    identical descriptors, or a best silhouette below `min_silhouette` put everything in cluster 0.
     """
     keys = list(descriptors)
     if not keys:
@@ -132,8 +180,8 @@ def cluster_behaviours(
     if len(keys) < 4:
         return dict.fromkeys(keys, 0)
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    spread = x.std(axis=0)
-    x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    noise = noise_scale(x, [str(groups.get(k, k)) for k in keys] if groups is not None else None)
+    x = (x - x.mean(axis=0)) / noise
     distinct = len(np.unique(np.round(x, 9), axis=0))
     rng = np.random.default_rng(seed)
     best_labels, best_score = np.zeros(len(keys), dtype=int), -np.inf
@@ -144,12 +192,35 @@ def cluster_behaviours(
             best_labels, best_score = labels, score
     if best_score < min_silhouette:
         return dict.fromkeys(keys, 0)
+    best_labels = _merge_close(x, best_labels, separation)
     # Renumber: biggest cluster first, ties by first appearance, so labels are stable and readable.
     sizes = Counter(best_labels.tolist())
     first = {lab: i for i, lab in reversed(list(enumerate(best_labels.tolist())))}
     order = sorted(sizes, key=lambda lab: (-sizes[lab], first[lab]))
     rename = {old: new for new, old in enumerate(order)}
     return {key: rename[int(lab)] for key, lab in zip(keys, best_labels, strict=True)}
+
+
+def distinguishing(
+    descriptors: dict[str, np.ndarray], labels: Mapping[str, int], names: Sequence[str], n: int = 2
+) -> dict[int, str]:
+    """Per cluster but the largest (0), the `n` named entries where its mean is farthest from
+    cluster 0's, relative to the entry's magnitude: 'action0_frac 0.31 (behaviour 0: 0.5)'."""
+    keys = [k for k in descriptors if k in labels]
+    if not keys:
+        return {}
+    x = np.stack([np.asarray(descriptors[k], dtype=float).ravel() for k in keys])
+    if x.shape[1] != len(names):
+        return {}
+    lab = np.array([labels[k] for k in keys])
+    scale = np.abs(x).max(axis=0) + 1e-9
+    base = x[lab == 0].mean(axis=0) if np.any(lab == 0) else x.mean(axis=0)
+    out = {}
+    for c in sorted(set(lab.tolist()) - {0}):
+        mean = x[lab == c].mean(axis=0)
+        order = np.argsort(-np.abs(mean - base) / scale)[:n]
+        out[c] = ", ".join(f"{names[i]} {mean[i]:.3g} (behaviour 0: {base[i]:.3g})" for i in order)
+    return out
 
 
 def rarity(labels: dict[str, int]) -> dict[str, float]:

@@ -253,12 +253,16 @@ def _gallery(
     if sizes:
         parts.append(
             "<h3>By behaviour</h3><p class='muted'>Episodes clustered by behaviour descriptors (observation mean and "
-            "spread, action histogram, length); small clusters are flagged rare.</p>"
+            "spread, action histogram, length), each measured against the spread between seeds of one "
+            "configuration: policies are split only where they differ by more than that noise. "
+            "Small clusters are flagged rare.</p>"
         )
         for cluster, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
             tiles = [(i, s) for i, s in placed if i.get("cluster") == cluster]
             label = f"behaviour {_e(cluster)} ({n} polic{'y' if n == 1 else 'ies'}){' · rare' if cluster in rare else ''}"
-            parts.append(f"<h4>{label}</h4>{grid(tiles)}")
+            differs = next((str(i["cluster_differs"]) for i, _ in tiles if i.get("cluster_differs")), "")
+            note = f"<p class='muted'>differs from behaviour 0 most in {_e(differs)}</p>" if differs else ""
+            parts.append(f"<h4>{label}</h4>{note}{grid(tiles)}")
     if timelines:
         parts.append(
             "<h3>Checkpoint timelines</h3><p class='muted'>The same run at every saved checkpoint, same episode seed: how its behaviour developed.</p>"
@@ -382,6 +386,7 @@ def build_report(
     curve_configs: int = 8,
     max_metrics: int = 6,
     seed: int = 0,
+    log_params: Collection[str] = (),
 ) -> Path:
     """Write `out_dir/index.html` and its images; return the page's path.
 
@@ -394,7 +399,8 @@ def build_report(
     `ranking`: the study's `rlsweep.analysis.ranking.rank` (the order of `rlsweep top`); without it the
     same ranking is computed from `runs` (a pruned run at its last objective point). The
     learning-curve figures show the best `curve_configs` configurations for the objective and up to
-    `max_metrics - 1` other metrics.
+    `max_metrics - 1` other metrics. `log_params`: the searched parameters on a log scale (their
+    parallel-coordinates axes are logarithmic).
     """
     from rlsweep.report import plots
 
@@ -424,6 +430,8 @@ def build_report(
         img / "parallel.png",
         objective=objective,
         mode=mode,
+        log_params=log_params,
+        order=[k for k, _ in sorted((importance or {}).items(), key=lambda kv: -kv[1])],
     )
     importance_img = plots.importance(dict(importance or {}), img / "importance.png")
 
@@ -465,8 +473,9 @@ def build_report(
         if figures
         else '<p class="muted">No evaluations recorded yet.</p>'
     )
-    params_html = _img(importance_img, out, "importance") + _img(parallel, out, "parallel coordinates")
+    params_html = _img(importance_img, out, "importance")
     params_html = f'<div class="figs">{params_html}</div>' if params_html else ""
+    params_html += _img(parallel, out, "parallel coordinates")  # full width: read at 1200 px
     if importance_note:
         params_html = f'<p class="muted">{_e(importance_note)}</p>{params_html}'
     members_html = _members_table(ranking, top) if ranking is not None and ranking.kind == "members" else ""

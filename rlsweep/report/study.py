@@ -150,7 +150,7 @@ def gallery(folders: Sequence[Path], *, seed: int = 0) -> list[dict[str, Any]]:
     length, from another environment, are left unclustered); checkpoint-timeline files (a `step` in
     the sidecar) are marked `timeline` and not clustered.
     """
-    from rlsweep.analysis.behaviour import cluster_behaviours
+    from rlsweep.analysis.behaviour import cluster_behaviours, distinguishing
 
     items: list[dict[str, Any]] = []
     for folder in folders:
@@ -175,6 +175,7 @@ def gallery(folders: Sequence[Path], *, seed: int = 0) -> list[dict[str, Any]]:
                     "final": bool(meta.get("final")),
                     "timeline": meta.get("step") is not None,
                     "behaviour": meta.get("behaviour") or [],
+                    "behaviour_names": meta.get("behaviour_names") or [],
                 }
             )
     policies = [i for i, item in enumerate(items) if not item["timeline"] and item["behaviour"]]
@@ -183,9 +184,17 @@ def gallery(folders: Sequence[Path], *, seed: int = 0) -> list[dict[str, Any]]:
         by_length[len(items[i]["behaviour"])].append(i)
     if by_length:
         group = max(by_length.values(), key=len)
-        labels = cluster_behaviours({str(i): items[i]["behaviour"] for i in group}, seed=seed)
+        descriptors = {str(i): items[i]["behaviour"] for i in group}
+        # Seeds of one configuration (and episodes of one policy) are replicates: their spread is
+        # the noise a behaviour must stand out of.
+        replicates = {str(i): f"{items[i]['study']}:{items[i]['config_id']}" for i in group}
+        labels = cluster_behaviours(descriptors, seed=seed, groups=replicates)
+        names: list[str] = next((items[i]["behaviour_names"] for i in group if items[i]["behaviour_names"]), [])
+        differs = distinguishing(descriptors, labels, names) if names else {}
         for key, label in labels.items():
             items[int(key)]["cluster"] = label
+            if label in differs:
+                items[int(key)]["cluster_differs"] = differs[label]
     return items
 
 
@@ -239,4 +248,5 @@ def build_study_report(
         ranking=rank(handle, seed=seed),  # the table's order is `rlsweep top`'s
         top=top,
         seed=seed,
+        log_params={p.name for p in handle.space.params if p.log},
     )

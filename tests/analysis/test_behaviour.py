@@ -10,6 +10,8 @@ from rlsweep.analysis.behaviour import (
     combine,
     describe_episode,
     descriptor_names,
+    distinguishing,
+    noise_scale,
     rarity,
     silhouette,
 )
@@ -97,3 +99,62 @@ def test_silhouette_by_hand() -> None:
     # the singleton scores 0. Mean (0.9 + 8/9 + 0) / 3.
     x = np.array([[0.0], [1.0], [10.0]])
     assert silhouette(x, np.array([0, 0, 1])) == pytest.approx((0.9 + 8 / 9) / 3)
+
+
+# ---------------------------------------------------------------- seed noise
+
+#: Six CartPole policies of the demo that all balance for 500 steps (3 configurations x 2 seeds),
+#: rendered one episode each: obs means, obs stds, action fractions, length.
+BALANCING = {
+    "run0": ([-0.189, -0.022, 0.001, 0.004, 0.043, 0.143, 0.009, 0.197, 0.5, 0.5, 500.0], "cf48b5e590"),
+    "run2": ([-0.997, -0.095, 0.002, 0.004, 0.452, 0.251, 0.016, 0.183, 0.5, 0.5, 500.0], "cf48b5e590"),
+    "run1": ([-0.228, -0.023, 0.001, 0.005, 0.06, 0.145, 0.009, 0.193, 0.5, 0.5, 500.0], "9727c9f87c"),
+    "run3": ([-0.192, -0.023, 0.001, 0.004, 0.045, 0.142, 0.008, 0.199, 0.5, 0.5, 500.0], "9727c9f87c"),
+    "run4": ([-0.397, -0.049, 0.001, 0.004, 0.126, 0.15, 0.009, 0.199, 0.5, 0.5, 500.0], "7a74283d66"),
+    "run5": ([0.352, 0.057, 0.0, 0.004, 0.233, 0.147, 0.012, 0.188, 0.5, 0.5, 500.0], "7a74283d66"),
+}
+
+
+def test_near_identical_balancing_policies_are_one_behaviour() -> None:
+    descriptors = {k: np.array(v) for k, (v, _) in BALANCING.items()}
+    configs = {k: c for k, (_, c) in BALANCING.items()}
+    # Run 2 drifts further than run 0, but run 0 is its own configuration's other seed: noise.
+    assert set(cluster_behaviours(descriptors, groups=configs).values()) == {0}
+
+
+def test_behaviours_beyond_seed_noise_are_split() -> None:
+    # Two configurations push left (action 0 in 80% of steps), two push right; seeds differ by 1%.
+    rng = np.random.default_rng(0)
+    descriptors, configs = {}, {}
+    for c, left in [("a", 0.8), ("b", 0.8), ("c", 0.2), ("d", 0.2)]:
+        for seed in range(2):
+            frac = left + rng.normal(scale=0.01)
+            descriptors[f"{c}{seed}"] = np.array([0.1, 0.05, frac, 1 - frac, 500.0])
+            configs[f"{c}{seed}"] = c
+    labels = cluster_behaviours(descriptors, groups=configs)
+    assert {labels[k] for k in ("a0", "a1", "b0", "b1")} != {labels[k] for k in ("c0", "c1", "d0", "d1")}
+    assert len(set(labels.values())) == 2
+    names = ["obs0_mean", "obs0_std", "action0_frac", "action1_frac", "length"]
+    (text,) = distinguishing(descriptors, labels, names).values()
+    assert {part.split()[0] for part in text.split(", ")} == {"action0_frac", "action1_frac"}
+    assert text.count("(behaviour 0: ") == 2
+
+
+def test_a_split_smaller_than_the_seed_noise_is_merged() -> None:
+    # The same two groups, but seeds of one configuration differ as much as the groups do.
+    descriptors = {
+        "a0": np.array([0.8, 0.2]), "a1": np.array([0.2, 0.8]),
+        "b0": np.array([0.8, 0.2]), "b1": np.array([0.2, 0.8]),
+        "c0": np.array([0.8, 0.2]), "c1": np.array([0.21, 0.79]),
+    }  # fmt: skip
+    configs = {k: k[0] for k in descriptors}
+    assert set(cluster_behaviours(descriptors, groups=configs).values()) == {0}
+    assert len(set(cluster_behaviours(descriptors).values())) == 2  # no replicates: a clear split
+
+
+def test_noise_scale_by_hand() -> None:
+    x = np.array([[0.0, 10.0], [2.0, 10.0], [5.0, 20.0], [5.0, 20.0]])
+    # Groups {0, 1} and {2, 3}: squares 2 + 0 on entry 0, over 2 degrees of freedom -> 1.0; entry 1
+    # agrees inside both groups, so its floor holds: 5% of 20.
+    np.testing.assert_allclose(noise_scale(x, ["a", "a", "b", "b"]), [1.0, 1.0])
+    np.testing.assert_allclose(noise_scale(x), [0.25, 1.0])  # no replicates: the floor
