@@ -22,6 +22,15 @@ from typing import Any
 from rlsweep import states
 from rlsweep.errors import TrainerError
 from rlsweep.strategies import make_strategy
+from rlsweep.strategies.seeds import (
+    CONFIG_PRUNED_ATTR,
+    SKIPPED_ATTR,
+    ConfigSeeds,
+    config_pruned_reason,
+    judge_configuration,
+    read_configs,
+    sibling_metrics,
+)
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
 from rlsweep.study import FollowUps, QueueRow, RunSpec, RunTrial, StudyHandle
 from rlsweep.threads import limit_threads
@@ -81,6 +90,9 @@ class Worker:
         if self.sweep.strategy.pruner != "none":
             budget = int(self.sweep.trainer.get("timesteps", self.sweep.trainer.get("steps", 0)) or 0)
             self.pruner = make_pruner(self.sweep.strategy, self.sweep.eval.every, budget)
+        # With several seeds per configuration, pruners and gates judge the configuration (its mean
+        # over the seeds that reached a step), and a pruned configuration starts no more seeds.
+        self.judges_configs = self.sweep.strategy.max_seeds > 1
         self.finished = 0
 
     def loop(self, *, only_key: str | None = None, max_runs: int | None = None, poll: float = 1.0) -> int:
@@ -211,7 +223,7 @@ class Worker:
         start_checkpoint, start_step = self.strategy.start_from(handle, row)
         budget = self.strategy.budget(row)
         trainer = self.trainer_cls(config)
-        reporter = Reporter(self, trial, start_step, in_batch=self.batch_size > 1)
+        reporter = Reporter(self, trial, start_step, in_batch=self.batch_size > 1, seed_number=row.seed_number)
         ctx = RunContext(
             study=handle.name,
             number=trial.number,
@@ -304,10 +316,22 @@ class Worker:
             self.echo(f"run {trial.number}: could not record the result ({exc})")
             return "lost"
         _test_exit("finished")
+        if state == TrialState.PRUNED and run is not None and run.reporter.config_pruned:
+            self._skip_seeds(run.reporter.config_id, run.reporter.config_pruned)
         handle.enqueue(self.strategy.on_finish(handle, row, trial))
         handle.set_row(row.id, state=states.PRUNED if state == TrialState.PRUNED else states.DONE)
         self.echo(f"run {trial.number} {state.name.lower()}: {self.sweep.objective.metric} = {outcome.value:.4g}")
         return state.name.lower()
+
+    def _skip_seeds(self, config_id: str, reason: str) -> None:
+        """The configuration was pruned as a whole: its queued seeds end unstarted, saying why (a
+        worker that claimed one first prunes it at its first report, with the same reason)."""
+        cfg = read_configs(self.handle).get(config_id)
+        for queued in cfg.queued if cfg is not None else []:
+            if queued.state == states.WAITING:
+                attrs = dict(queued.attrs, **{SKIPPED_ATTR: reason})
+                if self.handle.set_row(queued.id, only_if_state=states.WAITING, state=states.PRUNED, attrs=attrs):
+                    self.echo(f"run {queued.key} not started: {reason}")
 
     def _fail(self, trial: RunTrial, reason: str) -> None:
         from optuna.trial import TrialState
@@ -363,8 +387,9 @@ class Prepared:
 class Reporter:
     """The report callback a trainer gets: records metrics, feeds the pruner and gates, decides."""
 
-    def __init__(self, worker: Worker, trial: RunTrial, start_step: int, *, in_batch: bool = False) -> None:
+    def __init__(self, worker: Worker, trial: RunTrial, start_step: int, *, in_batch: bool = False, seed_number: int = 0) -> None:
         self.worker = worker
+        self.seed_number = seed_number
         # In a batch one run must not end the others: a diverged run is told PRUNE instead of the
         # trainer being interrupted by an exception, and reports after a stop are ignored (masked).
         self.in_batch = in_batch
@@ -378,6 +403,15 @@ class Reporter:
         self.stop_reason: str | None = None
         self.diverged: str | None = None
         self.last_step = start_step
+        self.config_pruned: str | None = None  # this run's cut pruned its configuration as a whole
+        self.config_id = ""
+        self.configs: dict[str, ConfigSeeds] = {}  # every configuration, as read at the last report
+        # Min/max gates on these metrics judge the configuration's mean when it has several seeds.
+        self.gate_metrics = sorted({g.metric for g in self.gates.gates if g.min is not None or g.max is not None})
+        if worker.judges_configs and (worker.pruner is not None or self.gate_metrics):
+            from rlsweep.space import config_id
+
+            self.config_id = config_id(worker.handle.decode(trial.params))
         self.tb: Any = None
         self.writes_tb = not worker.trainer_cls.writes_tensorboard
 
@@ -405,16 +439,70 @@ class Reporter:
             value = metrics[name]
             self.curve.append((step, value))
             self.handle.report(self.trial, step, value)
-            if self.worker.pruner is not None and self.worker.pruner.prune(self.handle.study, self.handle.frozen(self.trial)):
+        cfg = self._configuration()
+        if cfg is not None:
+            cut = cfg.pruned_by()
+            if cut is not None:  # a sibling's cut pruned the configuration: this seed stops too
+                self.pruned = True
+                self.stop_reason = str(cut.user_attrs.get(CONFIG_PRUNED_ATTR) or config_pruned_reason(
+                    int(cut.user_attrs["seed"]) - self.worker.sweep.seed, max(cut.intermediate_values, default=0)
+                ))  # fmt: skip
+                return Decision.PRUNE
+        if name in metrics and self.worker.pruner is not None:
+            if cfg is not None and self._configuration_pruned(cfg, step):
+                return Decision.PRUNE
+            if cfg is None and self.worker.pruner.prune(self.handle.study, self.handle.frozen(self.trial)):
                 self.pruned = True
                 self.stop_reason = f"pruned by {self.worker.sweep.strategy.pruner} at step {step}"
                 return Decision.PRUNE
-        gate_decision, reason = self.gates.check(step, metrics)
+        judged = self._configuration_metrics(cfg, step, metrics) if cfg is not None else None
+        gate_decision, reason = self.gates.check(step, metrics, judged)
         if gate_decision is not Decision.CONTINUE:
             self.stop_reason = reason
             self.pruned = gate_decision is Decision.PRUNE
             decision = gate_decision
+            if self.pruned and cfg is not None:
+                self._mark_configuration_pruned(step)
         return decision
+
+    def _configuration(self) -> ConfigSeeds | None:
+        """This run's configuration over its seeds, read from the storage (None: seeds are judged alone)."""
+        if not self.config_id:
+            return None
+        self.configs = read_configs(self.handle, rows=False)
+        return self.configs.get(self.config_id)
+
+    def _configuration_pruned(self, cfg: ConfigSeeds, step: int) -> bool:
+        mode = self.objective.mode
+        cut, memo = judge_configuration(self.worker.pruner, self.handle, self.configs, cfg.config_id, mode)
+        for key, value in memo.items():
+            self.handle.set_system_attr(self.trial, key, value)
+        if not cut:
+            return False
+        curve = cfg.curve()
+        seeds = sum(step in t.intermediate_values for t in cfg.judged())
+        mean = curve.get(step, math.nan)
+        self.pruned = True
+        self.stop_reason = (
+            f"pruned by {self.worker.sweep.strategy.pruner} at step {step} "
+            f"(configuration mean {mean:.4g} over {seeds} seed{'' if seeds == 1 else 's'})"
+        )
+        self._mark_configuration_pruned(step)
+        return True
+
+    def _mark_configuration_pruned(self, step: int) -> None:
+        self.config_pruned = config_pruned_reason(self.seed_number, step)
+        self.handle.set_attr(self.trial, CONFIG_PRUNED_ATTR, self.config_pruned)
+
+    def _configuration_metrics(self, cfg: ConfigSeeds, step: int, metrics: Mapping[str, float]) -> dict[str, tuple[float, int]]:
+        """Each gate metric's mean at this step over this seed and its siblings that reached it."""
+        others = sibling_metrics(self.handle, cfg, self.trial.number, step, [m for m in self.gate_metrics if m in metrics])
+        judged = {}
+        for name in self.gate_metrics:
+            if name in metrics:
+                values = [float(metrics[name]), *others.get(name, [])]
+                judged[name] = (sum(values) / len(values), len(values))
+        return judged
 
     def final_value(self) -> float | None:
         if not self.curve:

@@ -34,10 +34,12 @@ from typing import Any, Literal
 from rlsweep import states
 from rlsweep.analysis.stats import Summary, summarize
 from rlsweep.strategies import POPULATION, keys_taken_by
+from rlsweep.strategies.records import reduce_curve
 
 Mode = Literal["max", "min"]
-#: How the ranking reads one run: it ended with a value (complete, pruned), failed, or is not over.
-RunState = Literal["complete", "pruned", "failed", "pending"]
+#: How the ranking reads one run: it ended with a value (complete, pruned), failed, is not over (or
+#: not started), or was never started because its configuration was pruned as a whole (skipped).
+RunState = Literal["complete", "pruned", "failed", "pending", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class RankedConfig:
     seeds: list[int] = field(default_factory=list)  # their seed numbers
     pruned: int = 0  # of its seeds, how many were pruned (counted at their last value)
     failed: int = 0  # runs without a value, left out
-    pending: int = 0  # runs not over yet
+    pending: int = 0  # runs not over yet (running, or queued and not started)
+    skipped: int = 0  # queued seeds never started: the configuration was pruned as a whole
+    race_reason: str | None = None  # seed racing: why it got the seeds it got (None: no racing)
     rank: int | None = None  # 1 = best; None when not ranked
 
     @property
@@ -75,6 +79,7 @@ class RankedConfig:
             "rank": self.rank, "config_id": self.config_id, "values": self.values, "runs": self.runs,
             "seeds": self.seeds, **{k: _number(v) for k, v in self.summary.as_dict().items()},
             "finished": self.finished, "pruned": self.pruned, "failed": self.failed, "pending": self.pending,
+            "skipped": self.skipped, "race_reason": self.race_reason,
         }  # fmt: skip
 
 
@@ -133,6 +138,7 @@ class Ranking:
     mode: Mode = "max"
     min_seeds: int = 1
     confidence: float = 0.95
+    include_pending: bool = False  # configurations with seeds still to run are ranked too
 
     # A Ranking reads as the list of its ranked entries (`rank(h)[:3]`, `for r in rank(h)`).
     def __iter__(self) -> Iterator[Any]:
@@ -154,7 +160,10 @@ class Ranking:
     def reason(self) -> str:
         if self.kind == "members":
             return "no value yet"
-        return f"fewer than {self.min_seeds} seed{'' if self.min_seeds == 1 else 's'}"
+        fewer = f"fewer than {self.min_seeds} seed{'' if self.min_seeds == 1 else 's'}"
+        if not self.include_pending and any(e.pending for e in self.unranked):
+            return "seeds still to run" if self.min_seeds == 1 else f"seeds still to run, or {fewer}"
+        return fewer
 
     def order(self) -> list[str]:
         """Configuration ids, ranked ones first: the order every list of configurations follows."""
@@ -173,9 +182,13 @@ class Ranking:
 
 
 # ---------------------------------------------------------------------------------- the ranking
-def rank(handle: Any, *, statistic: str = "mean", min_seeds: int = 1, seed: int = 0) -> Ranking:
+def rank(
+    handle: Any, *, statistic: str = "mean", min_seeds: int = 1, seed: int = 0, include_pending: bool = False
+) -> Ranking:
     """The study's ranking (see the module's docstring for the rule): members for a population study,
-    configurations over seeds otherwise. Reads only."""
+    configurations over seeds otherwise. Reads only. By default a configuration is ranked only once
+    all its seeds are over (finished, failed, or pruned as a whole); `include_pending` ranks it on
+    the seeds it has."""
     trials = handle.get_trials(deepcopy=False)
     mode = handle.sweep.objective.mode
     if handle.sweep.strategy.name in POPULATION:
@@ -184,24 +197,36 @@ def rank(handle: Any, *, statistic: str = "mean", min_seeds: int = 1, seed: int 
         runs = population_runs(trials, handle.decode, interval=handle.sweep.strategy.interval)
         return rank_members(runs, mode=mode, config_id=lambda values: _config_id(values))
     objective = handle.sweep.objective
+    racing = handle.sweep.strategy.racing
+    seeds = seed_runs(trials, handle.decode, handle.config_id, objective.reduce, objective.k, mode)
     return rank_runs(
-        seed_runs(trials, handle.decode, handle.config_id, objective.reduce, objective.k, mode),
-        mode=mode, statistic=statistic, min_seeds=min_seeds, seed=seed,
+        [*seeds, *queued_runs(handle)], mode=mode, statistic=statistic, min_seeds=min_seeds, seed=seed,
+        include_pending=include_pending, race_max=racing.max if racing is not None else None,
     )  # fmt: skip
 
 
 def rank_runs(
-    runs: Iterable[SeedRun], *, mode: Mode = "max", statistic: str = "mean", min_seeds: int = 1, seed: int = 0
+    runs: Iterable[SeedRun],
+    *,
+    mode: Mode = "max",
+    statistic: str = "mean",
+    min_seeds: int = 1,
+    seed: int = 0,
+    include_pending: bool = False,
+    race_max: int | None = None,
 ) -> Ranking:
     """Configurations over their seeds, best first (the pure core of `rank`, also used by the report
-    when it is given plain run rows)."""
+    when it is given plain run rows). With `race_max` (a racing study's seeds.max) each entry gets
+    the seed race's call on it as `race_reason`."""
     if statistic not in ("mean", "iqm"):
         raise ValueError(f"statistic must be 'mean' or 'iqm', got {statistic!r}")
     if min_seeds < 1:
         raise ValueError(f"min_seeds must be at least 1, got {min_seeds}")
     groups: dict[str, RankedConfig] = {}
     scores: dict[str, list[float]] = {}
+    seeds_used: dict[str, set[Any]] = {}
     for run in sorted(runs, key=lambda r: (r.seed if r.seed is not None else -1, r.number)):
+        seeds_used.setdefault(run.config_id, set()).add(run.number if run.seed is None else run.seed)
         entry = groups.get(run.config_id)
         if entry is None:
             entry = groups[run.config_id] = RankedConfig(run.config_id, dict(run.values), summarize([]))
@@ -213,6 +238,8 @@ def rank_runs(
             entry.pruned += run.state == "pruned"
         elif run.state == "failed" or run.state in ("complete", "pruned"):
             entry.failed += 1  # a diverged (NaN) value is a failure too
+        elif run.state == "skipped":
+            entry.skipped += 1
         else:
             entry.pending += 1
     for cid, entry in groups.items():
@@ -230,11 +257,28 @@ def rank_runs(
             g.config_id,
         ),
     )
-    ranked = [g for g in ordered if g.summary.n >= min_seeds]
+    if race_max is not None:
+        from rlsweep.strategies.racing import RaceEntry, race
+
+        calls = race(
+            [
+                RaceEntry(cid, tuple(scores[cid]), len(seeds_used[cid]), g.pending, bool(g.pruned or g.skipped))
+                for cid, g in groups.items()
+            ],
+            max_seeds=race_max,
+            mode=mode,
+        )
+        for cid, g in groups.items():
+            g.race_reason = calls[cid].reason
+
+    def counted(g: RankedConfig) -> bool:
+        return g.summary.n >= min_seeds and (include_pending or not g.pending)
+
+    ranked = [g for g in ordered if counted(g)]
     for i, g in enumerate(ranked, 1):
         g.rank = i
-    unranked = [g for g in ordered if g.summary.n < min_seeds]
-    return Ranking("configurations", ranked, unranked, statistic, mode, min_seeds)
+    unranked = [g for g in ordered if not counted(g)]
+    return Ranking("configurations", ranked, unranked, statistic, mode, min_seeds, include_pending=include_pending)
 
 
 def rank_members(
@@ -268,18 +312,6 @@ def rank_members(
 
 
 # ---------------------------------------------------------------------------------- reading runs
-def reduce_curve(values: Sequence[float], how: str, k: int, mode: Mode) -> float:
-    """A curve to one number as the worker does it for a finished run (`objective.reduce`)."""
-    if not values:
-        return math.nan
-    if how == "best":
-        return max(values) if mode == "max" else min(values)
-    if how == "mean_last":
-        tail = values[-k:]
-        return sum(tail) / len(tail)
-    return float(values[-1])
-
-
 def seed_runs(
     trials: Iterable[Any],
     decode: Callable[[Mapping[str, Any]], dict[str, Any]],
@@ -311,6 +343,20 @@ def seed_runs(
         else:
             state = "pending"
         out.append(SeedRun(t.number, config_id(t), decode(t.params), int(attrs["seed"]), state, score))
+    return out
+
+
+def queued_runs(handle: Any) -> list[SeedRun]:
+    """Seeds that have no trial yet, from the run queue: queued or claimed (pending), or never started
+    because their configuration was pruned as a whole (skipped). A slot that has no configuration
+    yet (a sampler's next proposal) belongs to none and is left out."""
+    out = []
+    for row in handle.rows([states.WAITING, states.RUNNING, states.PRUNED]):
+        if row.params is None or row.trial_number is not None:
+            continue
+        values = handle.decode(row.params)
+        state: RunState = "skipped" if row.state == states.PRUNED else "pending"
+        out.append(SeedRun(-1, _config_id(values), values, handle.seed_for(row.seed_number), state))
     return out
 
 
@@ -357,8 +403,13 @@ def unranked_line(ranking: Ranking) -> str:
 def _seed_counts(e: RankedConfig) -> str:
     parts = [f"{e.summary.n} seed{'' if e.summary.n == 1 else 's'}"]
     parts += [
-        f"{n} {word}" for n, word in ((e.pruned, "pruned"), (e.failed, "failed"), (e.pending, "pending")) if n
-    ]
+        f"{n} {word}"
+        for n, word in (
+            (e.pruned, "pruned"), (e.failed, "failed"), (e.pending, "pending"),
+            (e.skipped, "not started: configuration pruned"),
+        )
+        if n
+    ]  # fmt: skip
     return ", ".join(parts)
 
 

@@ -38,12 +38,13 @@ class Study:
         """Runs by state: waiting, running, done, pruned, failed, lost, interrupted."""
         return dict(self.handle.row_counts())
 
-    def ranking(self, *, by: str = "mean", min_seeds: int = 1) -> Any:
+    def ranking(self, *, by: str = "mean", min_seeds: int = 1, include_pending: bool = False) -> Any:
         """The study's one ranking (`rlsweep.analysis.ranking.rank`): every command orders by it.
 
         Configurations over seeds (pruned seeds at their last value; failed ones left out and counted;
-        fewer than `min_seeds` seeds: in `.unranked`), or a population study's members by their newest
-        generation."""
+        fewer than `min_seeds` seeds, or seeds still to run unless `include_pending`: in `.unranked`),
+        or a population study's members by their newest generation. A racing study's entries say why
+        they got their seeds (`race_reason`)."""
         from rlsweep.analysis.ranking import rank
         from rlsweep.errors import ConfigError
         from rlsweep.strategies import POPULATION
@@ -57,7 +58,7 @@ class Study:
                 f"study '{self.name}' is a population study ({self.handle.sweep.strategy.name}): its members are "
                 "ranked by their newest generation, one run each; min_seeds does not apply"
             )
-        return rank(self.handle.view(), statistic=by, min_seeds=min_seeds)
+        return rank(self.handle.view(), statistic=by, min_seeds=min_seeds, include_pending=include_pending)
 
     def ranked(self, n: int | None = None, *, by: str = "mean", min_seeds: int = 1) -> list[Any]:
         """The ranked entries of `ranking()`, best first (RankedConfig, or RankedMember records)."""

@@ -7,7 +7,7 @@ hosts that read the same storage decide the same.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,19 @@ def score_of(state: str, value: float | None, intermediate: Mapping[int, float])
     if state == "PRUNED" and intermediate:
         return float(intermediate[max(intermediate)])
     return math.nan
+
+
+def reduce_curve(values: Sequence[float], how: str, k: int, mode: str) -> float:
+    """A curve to one number as the worker does it for a finished run (`objective.reduce`): how a
+    pruned seed is valued by the ranking and the seed race alike."""
+    if not values:
+        return math.nan
+    if how == "best":
+        return max(values) if mode == "max" else min(values)
+    if how == "mean_last":
+        tail = values[-k:]
+        return sum(tail) / len(tail)
+    return float(values[-1])
 
 
 def member_run(trial: Any, decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> MemberRun | None:

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from rlsweep.strategies._base import Strategy
+from rlsweep.strategies.seeds import raced_seeds
 from rlsweep.strategies.settings import SamplerSettings
 from rlsweep.study import QueueRow, RunSpec, StudyHandle
 from rlsweep.study.trials import run_trial
@@ -65,10 +66,11 @@ class SamplerStrategy(Strategy):
 
     def proposals(self) -> int:
         runs = self.sweep.strategy.runs or DEFAULT_RUNS
-        return math.ceil(runs / self.sweep.strategy.seeds)
+        return math.ceil(runs / self.sweep.strategy.first_seeds)
 
     def planned(self) -> int | None:
-        return self.proposals() * self.sweep.strategy.seeds
+        # Racing may add seeds: this is then the least the study will have.
+        return self.proposals() * self.sweep.strategy.first_seeds
 
     def initial_runs(self) -> list[RunSpec]:
         return [RunSpec(f"cfg:{k}", None, 0, priority=1, attrs={"_slot": k}) for k in range(self.proposals())]
@@ -94,5 +96,22 @@ class SamplerStrategy(Strategy):
             return []
         return [
             RunSpec(f"{base}/seed:{j}", dict(trial.params), j, priority=0, attrs=dict(row.attrs))
-            for j in range(1, self.sweep.strategy.seeds)
+            for j in range(1, self.sweep.strategy.first_seeds)
         ]
+
+    def on_finish(self, handle: StudyHandle, row: QueueRow, trial: Any) -> list[RunSpec]:
+        return self._race(handle)
+
+    def on_fail(self, handle: StudyHandle, row: QueueRow, trial: Any) -> list[RunSpec]:
+        return self._race(handle)
+
+    def _race(self, handle: StudyHandle) -> list[RunSpec]:
+        """Racing: one more seed, keyed `cfg:<slot>/seed:<n>`, for each configuration still in the race."""
+        if self.sweep.strategy.racing is None:
+            return []
+
+        def seed_spec(template: Any, seed_number: int, reason: str) -> RunSpec:
+            base = str(template.user_attrs["key"]).split("/")[0]
+            return RunSpec(f"{base}/seed:{seed_number}", dict(template.params), seed_number, priority=0, attrs={"race_reason": reason})
+
+        return raced_seeds(handle, seed_spec)

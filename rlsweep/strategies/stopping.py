@@ -39,7 +39,11 @@ class GateSchedule:
         self.gates = list(gates)
         self.streaks = [0] * len(self.gates)
 
-    def check(self, step: int, metrics: Mapping[str, float]) -> tuple[Decision, str | None]:
+    def check(
+        self, step: int, metrics: Mapping[str, float], judged: Mapping[str, tuple[float, int]] | None = None
+    ) -> tuple[Decision, str | None]:
+        """A success gate reads this run's own metrics; a min/max gate reads `judged[metric]` when
+        given: (the configuration's mean at this step, over how many seeds)."""
         for i, gate in enumerate(self.gates):
             if gate.metric not in metrics:
                 continue
@@ -54,8 +58,12 @@ class GateSchedule:
                     return Decision.STOP, f"success: {gate.metric} = {value:g} for {n} evaluation{'' if n == 1 else 's'} in a row"
             if step < gate.after:
                 continue
+            where = f"after {gate.after}"
+            if judged is not None and gate.metric in judged:
+                value, n = judged[gate.metric]
+                where += f"; configuration mean over {n} seed{'' if n == 1 else 's'}"
             if gate.min is not None and not value >= gate.min:
-                return Decision.PRUNE, f"gate: {gate.metric} = {value:g} < {gate.min:g} at step {step} (after {gate.after})"
+                return Decision.PRUNE, f"gate: {gate.metric} = {value:g} < {gate.min:g} at step {step} ({where})"
             if gate.max is not None and not value <= gate.max:
-                return Decision.PRUNE, f"gate: {gate.metric} = {value:g} > {gate.max:g} at step {step} (after {gate.after})"
+                return Decision.PRUNE, f"gate: {gate.metric} = {value:g} > {gate.max:g} at step {step} ({where})"
         return Decision.CONTINUE, None

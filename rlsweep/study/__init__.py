@@ -138,6 +138,9 @@ class StudyHandle:
     def set_attr(self, trial: RunTrial, key: str, value: Any) -> None:
         self.trials.set_attr(trial, key, value)
 
+    def set_system_attr(self, trial: RunTrial, key: str, value: Any) -> None:
+        self.trials.set_system_attr(trial, key, value)
+
     def report(self, trial: RunTrial, step: int, value: float) -> None:
         self.trials.report(trial, step, value)
 

@@ -70,6 +70,10 @@ class TrialStore:
     def set_attr(self, trial: RunTrial, key: str, value: Any) -> None:
         self.study._storage.set_trial_user_attr(trial.trial_id, key, value)
 
+    def set_system_attr(self, trial: RunTrial, key: str, value: Any) -> None:
+        """rlsweep's own notes on a trial (a pruner's memo for its configuration), kept out of user_attrs."""
+        self.study._storage.set_trial_system_attr(trial.trial_id, key, value)
+
     def report(self, trial: RunTrial, step: int, value: float) -> None:
         """The objective's learning curve as Optuna intermediate values (pruners and the dashboard read it)."""
         self.study._storage.set_trial_intermediate_value(trial.trial_id, int(step), float(value))
