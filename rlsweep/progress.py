@@ -122,6 +122,7 @@ def eta_seconds(
     *,
     budget: int = 0,
     pruning: Pruning | None = None,
+    busy: float = 1.0,
 ) -> float | None:
     """Seconds until the last run ends, from the runs that have finished (None before the first);
     `finished` in the order the runs were started.
@@ -130,6 +131,8 @@ def eta_seconds(
     as far as the finished runs that were not pruned (the budget, or a success gate), or, once a
     pruner may stop it, that prior weighed with the runs the pruner has judged (the prior counts as
     two runs). Runs are handed to `workers` workers in turn, each taking the next when it is free.
+    `busy` (`busy_share`) is the share of the workers' time spent in runs: time between runs
+    (claims, bookkeeping, a population waiting for its generation) stretches the estimate.
     """
     if not finished:
         return None if waiting or running else 0.0
@@ -153,7 +156,16 @@ def eta_seconds(
         end = heapq.heappop(free) + (whole if i < unjudged else judged)
         heapq.heappush(free, end)
         ends.append(end)
-    return max(ends)
+    return max(ends) / min(1.0, max(busy, 0.05))
+
+
+def busy_share(finished: Sequence[RunTime], running: Sequence[RunTime], workers: int, wall: float) -> float:
+    """The share of `workers` workers' time over the last `wall` seconds spent inside the runs
+    given (those started in that time): 1.0 when runs follow each other without a gap."""
+    if wall <= 0 or workers <= 0 or not (finished or running):
+        return 1.0
+    inside = sum(r.seconds for r in finished) + sum(r.seconds for r in running)
+    return min(1.0, inside / (workers * wall))
 
 
 def run_times(trials: Sequence[Any], now: dt.datetime | None = None) -> tuple[list[RunTime], list[RunTime]]:
@@ -210,14 +222,24 @@ def snapshot(
     rate = 60.0 * (now.finished - finished_at_start) / elapsed if elapsed > 0 else 0.0
     trials = handle.get_trials(deepcopy=False)
     finished, running = run_times(trials)
+    # How busy the workers have been since the first run of this session started (an earlier
+    # session's runs and the pause since then say nothing about it).
+    since = dt.datetime.fromtimestamp(started)
+    session = [t for t in trials if t.datetime_start is not None and t.datetime_start >= since]
+    n_workers = max(workers or 0, now.running, 1)
+    busy = 1.0
+    if session:
+        wall = (dt.datetime.now() - min(t.datetime_start for t in session)).total_seconds()
+        busy = busy_share(*run_times(session), n_workers, wall)
     sweep = handle.sweep
     eta = eta_seconds(
         finished,
         running,
         now.waiting,
-        max(workers or 0, now.running, 1),
+        n_workers,
         budget=int(sweep.trainer.get("timesteps", 0) or 0),
         pruning=pruning_of(sweep),
+        busy=busy,
     )
     return Snapshot(now, best_value(handle), elapsed, rate, eta)
 

@@ -16,6 +16,7 @@ from rlsweep.progress import (
     Pruning,
     RunTime,
     Snapshot,
+    busy_share,
     counts,
     eta_seconds,
     expected_steps,
@@ -121,3 +122,28 @@ def test_the_pruning_prior_of_a_sweep() -> None:
     )
     assert pruning_of(sweep("asha")) == Pruning((5000, 20000), 0.25)
     assert pruning_of(sweep("hyperband", min_resource=1000)) == Pruning((1000, 3000, 9000, 27000), 1 / 3)
+
+
+def test_time_between_runs_stretches_the_estimate() -> None:
+    # Two workers for 10 s, runs inside them for 5 s each: half their time went between runs.
+    assert busy_share([RunTime(3.0, 100), RunTime(2.0, 100)], [RunTime(5.0, 50)], 2, 10.0) == pytest.approx(
+        0.5
+    )
+    assert busy_share([], [], 2, 10.0) == 1.0
+    assert busy_share([RunTime(30.0, 100)], [], 2, 10.0) == 1.0  # never above 1
+    assert eta_seconds([TEN] * 4, [], 4, 2, busy=0.5) == pytest.approx(40.0)
+
+
+def test_quiet_prints_no_progress_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("s.yaml").write_text(yaml.safe_dump(synthetic_sweep("q", tmp_path)))
+    assert main(["run", "s.yaml", "--workers", "1", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "study 'q' in sqlite:///runs/q/study.db: 6 waiting; starting 1 worker(s)"
+    assert (
+        lines[1].startswith("finished: 6/6 finished (done 6, pruned 0, failed 0)")
+        and lines[2] == "next: rlsweep top q"
+    )
+    assert len(lines) == 3

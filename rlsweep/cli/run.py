@@ -94,8 +94,7 @@ def execute(args: argparse.Namespace) -> int:
         new=args.new,
         force=args.force,
         index=args.index,
-        progress=sys.stdout,
-        progress_every=1e9 if args.quiet else 10.0,
+        progress=None if args.quiet else sys.stdout,
         echo=lambda message: print(message, flush=True),
     )
     if result.started and args.index is None and result.code != 130:
