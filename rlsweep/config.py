@@ -7,6 +7,7 @@ README and the error messages.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from pydantic import (
 )
 
 from rlsweep.errors import ConfigError, closest
-from rlsweep.space import Space, build_space
+from rlsweep.space import MAX_GRID, MAX_INT, Space, build_space
 from rlsweep.strategies import STRATEGIES, check_strategy_keys, parse_settings
 from rlsweep.strategies.settings import (
     PRUNERS,
@@ -100,7 +101,9 @@ class Recording(_Model):
 
 class WorkerSettings(_Model):
     heartbeat: float = Field(5.0, gt=0, description="seconds between a worker's heartbeats")
-    lost_after: float = Field(60.0, gt=0, description="a run whose worker is silent this long is lost")
+    lost_after: float = Field(
+        25.0, gt=0, description="a run whose worker is silent this long is lost (noticed within one more heartbeat)"
+    )
     requeue: int = Field(1, ge=0, description="how often a lost run is queued again")
 
 
@@ -132,6 +135,9 @@ class Sweep(_Model):
 Gate.model_rebuild()
 
 
+MAX_SEED = 2**31 - 1  # seed + seed number stays below 2**32, NumPy's limit
+
+
 class LoadedSweep:
     """A validated sweep and its search space."""
 
@@ -140,8 +146,15 @@ class LoadedSweep:
         self.space = space
         self.file = file
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.sweep.model_dump(mode="json", by_alias=True)
+    def to_dict(self, *, secrets: bool = False) -> dict[str, Any]:
+        """The sweep as plain data. The storage URL's password is masked (this is what is saved in
+        the study and exported); `secrets=True` keeps it, for a copy used in this process only."""
+        data = self.sweep.model_dump(mode="json", by_alias=True)
+        if data.get("storage") and not secrets:
+            from rlsweep.storage import redact
+
+            data["storage"] = redact(data["storage"])
+        return data
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -283,7 +296,26 @@ def _validate(data: dict[str, Any], file: str) -> LoadedSweep:
                 param.grid_values()
             except ConfigError as exc:
                 raise ConfigError(str(exc).split(": ", 1)[1], file=file, key=_section_key(param.name)) from None
+        sizes = [(p.name, p.grid_size() or 1) for p in space.params]
+        total = math.prod(n for _, n in sizes)
+        if total > MAX_GRID:
+            parts = " x ".join(f"{n} ({name})" for name, n in sizes)
+            raise ConfigError(
+                f"the grid has {total} configurations ({parts}), more than a grid can enumerate (limit {MAX_GRID}); "
+                "use fewer values or a searching strategy such as random or tpe",
+                file=file,
+                key="params",
+            )
     trainer_settings, hyper = space.representative()
+    for key in ("timesteps", "steps"):
+        budget = trainer_settings.get(key)
+        if isinstance(budget, int) and not isinstance(budget, bool) and budget > MAX_INT:
+            raise ConfigError(
+                f"at most {MAX_INT} (2^53) environment steps: steps are stored as 64-bit numbers and compared as "
+                f"doubles, got {budget}",
+                file=file,
+                key=f"trainer.{key}",
+            )
     trainer_cls.validate(trainer_settings, hyper, file)
     trainer_cls.validate_checkpoint(trainer_settings, sweep.checkpoint.model_dump(), file)
     trainer_cls.validate_record(trainer_settings, sweep.record.model_dump(), file)
@@ -305,6 +337,13 @@ def _check_semantics(sweep: Sweep, file: str) -> None:
     if not _NAME.match(sweep.study):
         raise ConfigError(
             f"'{sweep.study}' is not a usable study name; use letters, digits, '-', '_' and '.'", file=file, key="study"
+        )
+    if sweep.seed > MAX_SEED:
+        raise ConfigError(
+            f"{sweep.seed} is too large: a run's seed (this plus its seed number) must fit the 32-bit seeds NumPy "
+            f"and Gymnasium take; use at most {MAX_SEED}",
+            file=file,
+            key="seed",
         )
     kind = sweep.trainer.get("kind")
     if not isinstance(kind, str):

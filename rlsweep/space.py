@@ -57,8 +57,26 @@ class SearchParam:
     def decode(self, value: Any) -> Any:
         return json.loads(value) if self.encoded else value
 
+    def grid_size(self) -> int | None:
+        """How many values the grid strategy visits (None: a continuous range), without listing them."""
+        if self.kind == "choice":
+            return len(self.choices)
+        if self.kind == "int" and not self.log:
+            return (int(self.high) - int(self.low)) // int(self.step or 1) + 1  # type: ignore[arg-type]
+        if self.kind == "float" and self.step is not None and not self.log:
+            return int(round((self.high - self.low) / self.step)) + 1  # type: ignore[operator]
+        return None
+
     def grid_values(self) -> list[Any]:
         """Every value the grid strategy visits; ranges need a step (ints default to step 1)."""
+        size = self.grid_size()
+        if size is not None and size > MAX_GRID:
+            fix = "a larger 'step'" if self.kind != "choice" else "fewer values"
+            raise ConfigError(
+                f"{self.describe()} gives {size} grid values, more than a grid can enumerate (limit {MAX_GRID}); "
+                f"use {fix}, or a searching strategy such as random or tpe",
+                key=f"params.{self.name}",
+            )
         if self.kind == "choice":
             return list(self.choices)
         if self.kind == "int" and not self.log:
@@ -186,6 +204,12 @@ def _fill(tree: Any, prefix: str, values: Mapping[str, Any], path: tuple[str, ..
     return copy.deepcopy(tree)
 
 
+# Limits of what can be enumerated and stored: a grid lists its configurations; Optuna stores every
+# parameter value as a double, which holds whole numbers exactly only up to 2**53.
+MAX_GRID = 1_000_000
+MAX_INT = 2**53
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -237,11 +261,23 @@ def _parse_marker(name: str, marker: Mapping[str, Any], file: str | None, key: s
     log = kind in ("loguniform", "logint")
     if not low < high:
         raise ConfigError(f"{kind} needs low < high, got {arg!r}", file=file, key=key)
+    if not math.isfinite(float(high) - float(low)):
+        raise ConfigError(
+            f"{kind} range {arg!r} is too wide: high - low overflows a double; keep both within ±8.9e307",
+            file=file,
+            key=key,
+        )
     if log and low <= 0:
         raise ConfigError(f"{kind} needs 0 < low < high (log scale), got {arg!r}", file=file, key=key)
     is_int = kind in ("int", "logint")
     if is_int and not all(float(v).is_integer() for v in arg):
         raise ConfigError(f"{kind} needs whole numbers, got {arg!r}; use uniform for real values", file=file, key=key)
+    if is_int and not all(abs(v) <= MAX_INT for v in arg):
+        raise ConfigError(
+            f"{kind} values must lie within ±{MAX_INT} (2^53, the largest whole numbers the storage keeps exactly), got {arg!r}",
+            file=file,
+            key=key,
+        )
     if step is not None:
         if log:
             raise ConfigError(f"{kind} cannot take a step (log scale); use {kind.removeprefix('log')} with a step", file=file, key=key)

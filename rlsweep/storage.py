@@ -16,7 +16,8 @@ from typing import Any
 
 from rlsweep.errors import StorageError
 
-_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
+# user (no ':' '/' '@'), then the password: everything up to the last '@' before a host without '@'
+_PASSWORD = re.compile(r"(://[^:/@]*:)(.*)(@[^@]*$)")
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 
@@ -54,8 +55,37 @@ def find_local_study(study: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced; every printed URL goes through this."""
-    return _PASSWORD.sub(r"\1***\3", url)
+    """The URL with its password replaced; every printed or stored URL goes through this. The
+    password runs from the first ':' after the user to the last '@' before the host, so a password
+    holding '@', ':' or '/' is masked whole."""
+    return _PASSWORD.sub(lambda m: m[1] + "***" + m[3], url) if "://" in url else url
+
+
+# SQLAlchemy's default driver for a bare scheme, and the driver rlsweep's extra installs instead.
+_BARE_SCHEMES = {
+    "postgresql": ("psycopg2", "postgresql+psycopg2", "postgres"),
+    "postgres": ("psycopg2", "postgresql+psycopg2", "postgres"),
+    "mysql": ("pymysql", "mysql+pymysql", "mysql"),
+    "mariadb": ("pymysql", "mysql+pymysql", "mysql"),
+}
+
+
+def with_driver(url: str) -> str:
+    """A bare `postgresql://` or `mysql://` URL names no driver, and SQLAlchemy then picks one the
+    extras do not install (psycopg 3, mysqlclient): such a URL is mapped to the installed driver
+    (`postgresql+psycopg2://`, `mysql+pymysql://`) unless SQLAlchemy's own choice is installed."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _BARE_SCHEMES:
+        return url
+    import importlib.util
+
+    module, mapped, _extra = _BARE_SCHEMES[scheme]
+    default = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "MySQLdb", "mariadb": "MySQLdb"}[scheme]
+    if scheme != "postgres" and importlib.util.find_spec(default) is not None:
+        return url  # SQLAlchemy's default driver is there: use it as SQLAlchemy would
+    if importlib.util.find_spec(module) is not None:
+        return f"{mapped}://{rest}"
+    return url  # neither: opening it names the extra to install
 
 
 def is_journal(url: str) -> bool:
@@ -74,6 +104,7 @@ def aux_url(url: str) -> str:
     if is_journal(url):
         path = _journal_path(url).resolve()
         return f"sqlite:///{path.with_name(path.name + '.rlsweep.db')}"
+    url = with_driver(url)
     sqlite_path = _sqlite_path(url)
     return f"sqlite:///{sqlite_path.resolve()}" if sqlite_path is not None else url
 
@@ -111,6 +142,7 @@ def open_optuna_storage(url: str, *, create: bool) -> Any:
     many workers starting at once on a new file never race on 'table already exists'."""
     import optuna
 
+    url = with_driver(url)
     try:
         if is_journal(url):
             from optuna.storages.journal import JournalFileBackend
@@ -126,8 +158,13 @@ def open_optuna_storage(url: str, *, create: bool) -> Any:
     except StorageError:
         raise
     except ImportError as exc:
-        extra = "postgres" if "postgres" in url else "mysql" if "mysql" in url else "all"
-        raise StorageError(f"storage {redact(url)} needs {exc.name}: pip install 'rlsweep[{extra}]'") from None
+        extra = "postgres" if "postgres" in url else "mysql" if ("mysql" in url or "mariadb" in url) else "all"
+        driver = f"the driver {exc.name}" if exc.name else "a database driver"
+        raise StorageError(
+            f"storage {redact(url)} needs {driver}: pip install 'rlsweep[{extra}]' "
+            f"(installs {'psycopg2' if extra == 'postgres' else 'PyMySQL'}; a bare postgresql:// or mysql:// URL "
+            "uses it when SQLAlchemy's default driver is missing)"
+        ) from None
     except Exception as exc:  # driver errors carry the URL; never print it unredacted
         raise StorageError(f"cannot open storage {redact(url)}: {redact(root_cause(exc))}") from None
 

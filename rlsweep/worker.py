@@ -65,13 +65,11 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        beats = 0
         while not self.stopped.wait(self.interval):
-            beats += 1
             try:
                 self.handle.heartbeat(self.worker)
-                if beats % 3 == 0:
-                    self.handle.reap_lost(follow_ups=self.follow_ups)
+                # every beat: a silent worker's run is settled within lost_after + one heartbeat
+                self.handle.reap_lost(follow_ups=self.follow_ups)
             except Exception as exc:  # a storage hiccup must not kill training; the next beat retries
                 log.warning("heartbeat failed: %s", exc)
 

@@ -24,9 +24,15 @@ start_postgres() {
       su postgres -c "psql -q -c \"CREATE USER rl WITH PASSWORD 'rl'\""
     su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='optuna'\"" | grep -q 1 ||
       su postgres -c "psql -q -c \"CREATE DATABASE optuna OWNER rl\""
+    # A role whose password holds '@' and ':' (the secrets test checks it never shows anywhere).
+    su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='rlsecret'\"" | grep -q 1 ||
+      su postgres -c "psql -q -c \"CREATE USER rlsecret WITH PASSWORD 'Sentinel@Pass:7'\""
+    su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='optuna_secret'\"" | grep -q 1 ||
+      su postgres -c "psql -q -c \"CREATE DATABASE optuna_secret OWNER rlsecret\""
   } >>"$log" 2>&1
   echo "servers: PostgreSQL $ver $how on 127.0.0.1:5432" >&2
   echo "export RLSWEEP_TEST_POSTGRES='$pg_url'"
+  echo "export RLSWEEP_TEST_POSTGRES_SECRET='postgresql://rlsecret:Sentinel%40Pass:7@127.0.0.1:5432/optuna_secret'"
 }
 
 start_mariadb() {

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-SERVERS = {"postgres": "RLSWEEP_TEST_POSTGRES", "mysql": "RLSWEEP_TEST_MYSQL"}
+SERVERS = {
+    "postgres": "RLSWEEP_TEST_POSTGRES",
+    "mysql": "RLSWEEP_TEST_MYSQL",
+    "postgres_secret": "RLSWEEP_TEST_POSTGRES_SECRET",  # a role whose password holds @ and :
+}
 
 
 def server_url(kind: str) -> str:

@@ -72,7 +72,7 @@ def test_yaml_file_is_parsed_with_defaults_filled(tmp_path: Path) -> None:
     ]
     assert s.stop[1].success is not None and (s.stop[1].success.min, s.stop[1].success.for_) == (475.0, 3)
     assert (s.storage, s.artifacts, s.checkpoint.every) == (None, None, None)
-    assert (s.worker.heartbeat, s.worker.lost_after, s.worker.requeue) == (5.0, 60.0, 1)
+    assert (s.worker.heartbeat, s.worker.lost_after, s.worker.requeue) == (5.0, 25.0, 1)
     assert loaded.space.names == ["trainer.n_envs", "learning_rate", "gamma", "policy_kwargs.net_arch"]
     # The stored form uses the file's spelling ("for", not "for_") and reloads to the same sweep.
     stored = loaded.to_dict()
@@ -634,3 +634,38 @@ def test_a_sweep_saved_with_the_flat_strategy_model_still_loads() -> None:
     assert error(sweep(strategy=flat)) == (
         "f.yaml: strategy.population: 'population' is a setting of pbt, pb2, pb2_mixed, not of tpe"
     )
+
+
+def test_values_that_cannot_be_enumerated_stored_or_seeded() -> None:
+    """Huge numbers are refused before any run exists (they died later: a MemoryError listing a grid,
+    runs that all failed on an overflowing range or seed), naming the key and the limit."""
+    def sweep(**extra: Any) -> dict[str, Any]:
+        return {"study": "h", "trainer": dict(TRAINER), "params": {"x": {"uniform": [0, 1]}}, **extra}
+
+    grid = {"name": "grid"}
+    assert error(sweep(strategy=grid, params={"n": {"int": [0, 10**12]}})) == (
+        "f.yaml: params.n: int [0, 1000000000000] gives 1000000000001 grid values, more than a grid can "
+        "enumerate (limit 1000000); use a larger 'step', or a searching strategy such as random or tpe"
+    )
+    three = {"a": {"int": [0, 999]}, "b": {"int": [0, 999]}, "c": {"choice": list(range(10))}}
+    assert error(sweep(strategy=grid, params=three)) == (
+        "f.yaml: params: the grid has 10000000 configurations (1000 (a) x 1000 (b) x 10 (c)), more than a grid "
+        "can enumerate (limit 1000000); use fewer values or a searching strategy such as random or tpe"
+    )
+    assert error(sweep(params={"x": {"uniform": [-1e308, 1e308]}})) == (
+        "f.yaml: params.x: uniform range [-1e+308, 1e+308] is too wide: high - low overflows a double; keep both within ±8.9e307"
+    )
+    assert error(sweep(params={"n": {"int": [0, 10**20]}})).startswith(
+        "f.yaml: params.n: int values must lie within ±9007199254740992 (2^53"
+    )
+    assert error(sweep(seed=10**20)) == (
+        "f.yaml: seed: 100000000000000000000 is too large: a run's seed (this plus its seed number) must fit the "
+        "32-bit seeds NumPy and Gymnasium take; use at most 2147483647"
+    )
+    assert error(sweep(trainer={**TRAINER, "timesteps": 10**20})) == (
+        "f.yaml: trainer.timesteps: at most 9007199254740992 (2^53) environment steps: steps are stored as 64-bit "
+        "numbers and compared as doubles, got 100000000000000000000"
+    )
+    # the limits themselves are fine
+    load_sweep(sweep(seed=2**31 - 1, trainer={**TRAINER, "timesteps": 2**53}), file="f.yaml")
+    load_sweep(sweep(strategy=grid, params={"n": {"int": [1, 10**6]}}), file="f.yaml")

@@ -139,6 +139,31 @@ def test_password_never_printed() -> None:
 
     assert redact("postgresql+psycopg2://rl:secret@127.0.0.1:5432/optuna") == "postgresql+psycopg2://rl:***@127.0.0.1:5432/optuna"
     assert redact("sqlite:///runs/x/study.db") == "sqlite:///runs/x/study.db"
+    # every password character is masked, also '@', ':' and '/' (the old pattern stopped at the first '@')
+    assert redact("mysql://root:p@ss:w/rd@db.example:3306/rl") == "mysql://root:***@db.example:3306/rl"
+    assert redact("postgresql://u:Sentinel%40Pass:7@127.0.0.1/x") == "postgresql://u:***@127.0.0.1/x"
+    assert redact("postgresql://u@host/db") == "postgresql://u@host/db"  # no password: nothing to mask
+
+
+def test_bare_server_urls_reach_the_installed_drivers(study_name: str, tmp_path: Path) -> None:
+    """`postgresql://` and `mysql://` name no driver; SQLAlchemy 2 would pick psycopg 3 and mysqlclient,
+    which the extras do not install. They open a study with psycopg2 and PyMySQL."""
+    import importlib.util
+
+    from rlsweep.storage import with_driver
+    from tests.conftest import server_url
+
+    assert importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("MySQLdb") is None
+    for kind, bare in (("postgres", "postgresql://"), ("mysql", "mysql://")):
+        full = server_url(kind)
+        url = bare + full.split("://", 1)[1]
+        assert with_driver(url) == full
+        loaded = load_sweep(synthetic_sweep(study_name, tmp_path, strategy__runs=1))
+        handle = StudyHandle.create_or_load(loaded, url)
+        assert handle.enqueue([RunSpec("job:0", {})]) == 1
+        row = handle.claim("w0")
+        assert row is not None and row.key == "job:0"  # rlsweep's own tables, through the same URL
+        assert optuna.load_study(study_name=study_name, storage=full).study_name == study_name
 
 
 def test_unreachable_server_error_hides_password(study_name: str) -> None:

@@ -228,7 +228,7 @@ def fresh_name(loaded: LoadedSweep, url: str, echo: Echo = silent) -> LoadedSwee
     n = 2
     while f"{name}-{n}" in existing:
         n += 1
-    data = loaded.to_dict()
+    data = loaded.to_dict(secrets=True)
     data["study"] = f"{name}-{n}"
     echo(f"study '{name}' exists; starting '{name}-{n}'")
     return load_sweep(data, file=loaded.file)

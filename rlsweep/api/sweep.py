@@ -49,7 +49,7 @@ class Sweep:
 
     def with_overrides(self, overrides: Sequence[str]) -> Sweep:
         """A copy with `KEY=VALUE` overrides applied (validated again)."""
-        return Sweep._of(load_sweep(self.to_dict(), overrides, file=self.loaded.file))
+        return Sweep._of(load_sweep(self.loaded.to_dict(secrets=True), overrides, file=self.loaded.file))
 
     @property
     def name(self) -> str:
