@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from rlsweep.study import StudyHandle
 
 SERVERS = {
     "postgres": "RLSWEEP_TEST_POSTGRES",
@@ -66,3 +69,18 @@ def synthetic_sweep(name: str, tmp_path: Path, **overrides: Any) -> dict[str, An
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return sweep
+
+
+def run_in_process(sweep: dict[str, Any]) -> StudyHandle:
+    """Create the study of `sweep` (a dict with its `storage`), queue its first runs and train them
+    and whatever follows with one worker in this process; returns the StudyHandle."""
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+    from rlsweep.study import StudyHandle
+    from rlsweep.worker import Worker
+
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    Worker(handle).loop(poll=0.05)
+    return handle

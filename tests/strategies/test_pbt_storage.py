@@ -29,6 +29,7 @@ from rlsweep.strategies.population import rank
 from rlsweep.study import StudyHandle
 from rlsweep.trainers._base import RunContext
 from rlsweep.worker import Worker
+from tests.conftest import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 # Exploits seen by the tests of this module, all checked against their donors (see the last test).
@@ -72,15 +73,6 @@ def toy_sweep(
         "artifacts": str(tmp_path / "artifacts"),
         "worker": {"heartbeat": 0.2, "lost_after": 2.0},
     }
-
-
-def run_in_process(sweep: dict[str, Any]) -> StudyHandle:
-    """Queue the population and train it with one worker in this process."""
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
-    return handle
 
 
 def run_with_workers(sweep: dict[str, Any], tmp_path: Path, n: int) -> StudyHandle:

@@ -15,10 +15,9 @@ from optuna.trial import TrialState
 
 from rlsweep.config import load_sweep
 from rlsweep.errors import ConfigError
-from rlsweep.strategies import make_strategy
 from rlsweep.study import StudyHandle
 from rlsweep.trainers import QUICKSTART_KIND, TRAINERS, Trainer, get_trainer_class, quickstart_sweep
-from rlsweep.worker import Worker
+from tests.conftest import run_in_process
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "function": {"kind": "function", "target": "rlsweep.examples.toy_pbt:train", "timesteps": 8, "lr": 0.01},
@@ -104,10 +103,7 @@ def train_one(kind: str, tmp_path: Path) -> tuple[StudyHandle, Any]:
         "storage": f"sqlite:///{tmp_path}/study.db",
         "artifacts": str(tmp_path / "artifacts"),
     }
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
+    handle = run_in_process(sweep)
     trials = handle.study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.COMPLETE]
     return handle, trials[0]

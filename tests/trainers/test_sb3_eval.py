@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
-from rlsweep.config import load_sweep
-from rlsweep.strategies import make_strategy
-from rlsweep.study import StudyHandle
-from rlsweep.worker import Worker
+from tests.conftest import run_in_process
 
 pytest.importorskip("stable_baselines3")
 
@@ -35,10 +32,7 @@ def run_one(tmp_path: Path, trainer: dict[str, Any], params: dict[str, Any], **s
         "artifacts": str(tmp_path / "artifacts"),
         **sections,
     }
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
+    handle = run_in_process(sweep)
     (trial,) = handle.study.get_trials(deepcopy=False)
     rows = handle.metrics([trial.number], ["eval/mean_return"])
     return trial, [int(r["step"]) for r in rows]

@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from rlsweep.config import load_sweep
-from rlsweep.strategies import make_strategy
-from rlsweep.study import StudyHandle
-from rlsweep.worker import Worker
+from tests.conftest import run_in_process
 
 pytest.importorskip("stable_baselines3")
 
@@ -41,10 +38,7 @@ def test_pbt_continues_sb3_models_from_checkpoints(tmp_path: Path) -> None:
         "storage": f"sqlite:///{tmp_path}/study.db",
         "artifacts": str(tmp_path / "artifacts"),
     }
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
+    handle = run_in_process(sweep)
 
     trials = handle.study.get_trials(deepcopy=False)
     assert all(t.state is TrialState.COMPLETE for t in trials)
@@ -100,10 +94,7 @@ def test_pbt_members_continue_with_their_donors_replay_buffer(tmp_path: Path, al
         "storage": f"sqlite:///{tmp_path}/study.db",
         "artifacts": str(tmp_path / "artifacts"),
     }
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
+    handle = run_in_process(sweep)
 
     trials = handle.study.get_trials(deepcopy=False)
     assert len(trials) == 2 * GENERATIONS and all(t.state is TrialState.COMPLETE for t in trials)
@@ -148,10 +139,7 @@ def test_replay_segments_continue_with_their_replay_buffer(tmp_path: Path, monke
         "checkpoint": {"replay_buffer": True},
         "storage": f"sqlite:///{tmp_path}/study.db",
     }
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
-    handle.enqueue(make_strategy(loaded).initial_runs())
-    Worker(handle).loop(poll=0.05)
+    handle = run_in_process(sweep)
 
     child = Study(handle).replay(1, workers=1)
     trials = child.handle.study.get_trials(deepcopy=False)
