@@ -82,8 +82,7 @@ class SearchParam:
         if self.kind == "int" and not self.log:
             return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))  # type: ignore[arg-type]
         if self.kind == "float" and self.step is not None and not self.log:
-            n = int(round((self.high - self.low) / self.step))  # type: ignore[operator]
-            return [round(self.low + i * self.step, 12) for i in range(n + 1)]  # type: ignore[operator]
+            return [round(self.low + i * self.step, 12) for i in range(size or 0)]  # type: ignore[operator]
         fix = "use a linear range with 'step', or 'choice'" if self.log else "add 'step' or use 'choice'"
         raise ConfigError(
             f"the grid strategy needs a finite set of values, got the continuous range {self.describe()}; {fix}",

@@ -61,12 +61,13 @@ def redact(url: str) -> str:
     return _PASSWORD.sub(lambda m: m[1] + "***" + m[3], url) if "://" in url else url
 
 
-# SQLAlchemy's default driver for a bare scheme, and the driver rlsweep's extra installs instead.
+# A bare scheme: the driver SQLAlchemy picks for it (None: SQLAlchemy no longer accepts the scheme),
+# and the URL prefix of the driver rlsweep's extras install instead.
 _BARE_SCHEMES = {
-    "postgresql": ("psycopg2", "postgresql+psycopg2", "postgres"),
-    "postgres": ("psycopg2", "postgresql+psycopg2", "postgres"),
-    "mysql": ("pymysql", "mysql+pymysql", "mysql"),
-    "mariadb": ("pymysql", "mysql+pymysql", "mysql"),
+    "postgresql": ("psycopg", "psycopg2", "postgresql+psycopg2"),
+    "postgres": (None, "psycopg2", "postgresql+psycopg2"),
+    "mysql": ("MySQLdb", "pymysql", "mysql+pymysql"),
+    "mariadb": ("MySQLdb", "pymysql", "mysql+pymysql"),
 }
 
 
@@ -79,11 +80,10 @@ def with_driver(url: str) -> str:
         return url
     import importlib.util
 
-    module, mapped, _extra = _BARE_SCHEMES[scheme]
-    default = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "MySQLdb", "mariadb": "MySQLdb"}[scheme]
-    if scheme != "postgres" and importlib.util.find_spec(default) is not None:
+    default, installed, mapped = _BARE_SCHEMES[scheme]
+    if default is not None and importlib.util.find_spec(default) is not None:
         return url  # SQLAlchemy's default driver is there: use it as SQLAlchemy would
-    if importlib.util.find_spec(module) is not None:
+    if importlib.util.find_spec(installed) is not None:
         return f"{mapped}://{rest}"
     return url  # neither: opening it names the extra to install
 

@@ -114,6 +114,7 @@ def export_trajectories(handle: Any, out: Path) -> list[Path]:
     import pyarrow.parquet as pq
 
     from rlsweep.errors import ConfigError
+    from rlsweep.trainers._base import atomic_path, commit_file
 
     trials = sorted(handle.get_trials(deepcopy=False), key=lambda t: t.number)
     written: list[Path] = []
@@ -124,7 +125,7 @@ def export_trajectories(handle: Any, out: Path) -> list[Path]:
             continue
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{attr}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = atomic_path(path)
         writer = None
         try:
             for t, source in sources:
@@ -139,8 +140,7 @@ def export_trajectories(handle: Any, out: Path) -> list[Path]:
         finally:
             if writer is not None:
                 writer.close()
-        tmp.replace(path)
-        written.append(path)
+        written.append(commit_file(tmp, path))
     if not written:
         raise ConfigError(
             f"no run of study '{handle.name}' recorded trajectories; add record: {{trajectories: eval}} "

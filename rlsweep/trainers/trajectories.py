@@ -7,7 +7,6 @@ never holds all its steps in memory. Trainer-agnostic: a trainer hands in plain 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -68,14 +67,6 @@ class ParquetRows:
         self.writer.close()
         self.writer = None
         return commit_file(self.tmp, self.path)
-
-    def discard(self) -> None:
-        """Drop the temporary file (the run ended before its data was complete)."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        if self.tmp.exists():
-            os.unlink(self.tmp)
 
 
 class TrajectoryWriter:

@@ -30,11 +30,11 @@ def cmdlines() -> list[str]:
     return lines
 
 
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # this checkout's rlsweep
+
+
 def rlsweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rlsweep", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "rlsweep", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV)
 
 
 def test_the_storage_password_is_never_shown_or_stored(tmp_path: Path, study_name: str) -> None:
@@ -42,10 +42,9 @@ def test_the_storage_password_is_never_shown_or_stored(tmp_path: Path, study_nam
     assert url.startswith("postgresql://") and "Sentinel%40Pass:7@" in url
     sweep = synthetic_sweep(study_name, tmp_path, strategy__runs=4, trainer__sleep=0.3, storage=url)
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     run = subprocess.Popen(
         [sys.executable, "-m", "rlsweep", "run", "sweep.yaml", "--workers", "2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
     )  # fmt: skip
     seen: list[str] = []
     while run.poll() is None:

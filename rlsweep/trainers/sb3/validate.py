@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlsweep.errors import ConfigError, closest
+from rlsweep.render.gif import MAX_GIF_FPS
 from rlsweep.trainers.sb3.algos import (
     OFF_POLICY,
     algorithm_class,
@@ -63,11 +64,7 @@ def validate_settings(settings: Mapping[str, Any], hyperparams: Mapping[str, Any
             key="trainer.timesteps",
         )
     for key, low in (("n_envs", 1), ("threads", 1), ("frame_stack", 0)):
-        value = settings.get(key, low)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(
-                f"takes a whole number >= {low}, got {value!r}", file=file, key=f"trainer.{key}"
-            )
+        _check_whole(settings.get(key, low), low, f"trainer.{key}", file)
     vec = settings.get("vec_env", "dummy")
     if vec not in VEC_ENVS:
         raise ConfigError(
@@ -187,14 +184,18 @@ def _check_monitor(value: Any, file: str) -> None:
             key="trainer.monitor.after",
         )
     for key, low in (("after", 0), ("every", 1), ("max_steps", 1)):
-        if key not in value or (key == "every" and value[key] is None):
-            continue
-        v = value[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ConfigError(f"takes a whole number >= {low}, got {v!r}", file=file, key=f"trainer.monitor.{key}")
+        if key in value and not (key == "every" and value[key] is None):  # every: null is one video
+            _check_whole(value[key], low, f"trainer.monitor.{key}", file)
     fps = value.get("fps", 30)
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 50:
-        raise ConfigError(f"takes frames per second in (0, 50], got {fps!r}", file=file, key="trainer.monitor.fps")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= MAX_GIF_FPS:
+        raise ConfigError(
+            f"takes frames per second in (0, {MAX_GIF_FPS}], got {fps!r}", file=file, key="trainer.monitor.fps"
+        )
+
+
+def _check_whole(value: Any, low: int, key: str, file: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"takes a whole number >= {low}, got {value!r}", file=file, key=key)
 
 
 def _check_normalize(value: Any, file: str) -> None:
