@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlsweep.errors import ConfigError, closest
-from rlsweep.render.gif import MAX_GIF_FPS
 from rlsweep.trainers.sb3.algos import (
     OFF_POLICY,
     algorithm_class,
@@ -166,6 +165,8 @@ def validate_record(settings: Mapping[str, Any], record: Mapping[str, Any], file
 def _check_monitor(value: Any, file: str) -> None:
     if value is None:
         return
+    from rlsweep.render.gif import MAX_GIF_FPS  # the monitor writes its videos with the GIF writer
+
     if not isinstance(value, Mapping):
         raise ConfigError(
             f"takes a mapping such as {{after: 10000, every: 20000}}, got {value!r}", file=file, key="trainer.monitor"
