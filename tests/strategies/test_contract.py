@@ -1,4 +1,7 @@
-"""Every strategy and every pruner through one contract, on the synthetic trainer with real SQLite files."""
+"""Every strategy and every pruner through one contract, on the synthetic trainer with real SQLite
+files; every strategy's basic contract (population strategies included) also on PostgreSQL and
+MariaDB (the `storage_url` fixture), where claims, attributes and PBT's generation table meet a
+server's isolation and types."""
 
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ STRATEGIES = ["grid", "random", "tpe", "cmaes", "gp", "qmc"]
 PRUNERS = ["none", "median", "percentile", "asha", "hyperband"]
 
 
-def _run(tmp_path: Path, name: str, **overrides) -> StudyHandle:  # type: ignore[no-untyped-def]
+def _run(tmp_path: Path, name: str, url: str | None = None, **overrides) -> StudyHandle:  # type: ignore[no-untyped-def]
+    """Run the sweep to the end with one in-process worker, in a SQLite file of its own unless `url`
+    (a server: `name` must then be unique, the `study_name` fixture)."""
     sweep = synthetic_sweep(name, tmp_path, **overrides)
     if sweep["strategy"]["name"] == "grid":
         # 2 x 1 x 2 = 4 configurations; `runs` would cap the grid, so leave it to configurations x seeds
@@ -26,15 +31,15 @@ def _run(tmp_path: Path, name: str, **overrides) -> StudyHandle:  # type: ignore
         sweep["params"]["learning_rate"] = {"choice": [1e-4]}
         sweep["strategy"].pop("runs", None)
     loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/{name}.db")
+    handle = StudyHandle.create_or_load(loaded, url or f"sqlite:///{tmp_path}/{name}.db")
     handle.enqueue(make_strategy(loaded).initial_runs())
     Worker(handle).loop()
     return handle
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_strategy_contract(strategy: str, tmp_path: Path) -> None:
-    handle = _run(tmp_path, "s", strategy={"name": strategy, "runs": 8, "seeds": 2})
+def test_strategy_contract(strategy: str, tmp_path: Path, storage_url: str, study_name: str) -> None:
+    handle = _run(tmp_path, study_name, storage_url, strategy={"name": strategy, "runs": 8, "seeds": 2})
     trials = handle.study.get_trials()
     assert len(trials) == 8
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -65,10 +70,11 @@ def test_strategy_is_reproducible(strategy: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("pruner", PRUNERS)
-def test_pruner_contract(pruner: str, tmp_path: Path) -> None:
+def test_pruner_contract(pruner: str, tmp_path: Path, storage_url: str, study_name: str) -> None:
     handle = _run(
         tmp_path,
-        "p",
+        study_name,
+        storage_url,
         strategy={
             "name": "random",
             "runs": 16,
@@ -144,18 +150,18 @@ def test_nan_objective_fails_as_diverged_and_never_ranks(
         optuna.load_study(study_name="n", storage=handle.url).best_value  # noqa: B018
 
 
-def test_tpe_proposal_after_startup_trials(tmp_path: Path) -> None:
+def test_tpe_proposal_after_startup_trials(tmp_path: Path, storage_url: str, study_name: str) -> None:
     # With 5+ finished trials TPE samples relatively and writes to the trial it samples for
     # (constant liar): it must go through a real trial, never the pre-trial fast path.
     loaded = load_sweep(
         synthetic_sweep(
-            "tpe",
+            study_name,
             tmp_path,
             strategy={"name": "tpe", "runs": 2},
             params={"learning_rate": {"loguniform": [1e-5, 1e-1]}, "gamma": {"uniform": [0.9, 0.999]}},
         )
     )
-    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/tpe.db")
+    handle = StudyHandle.create_or_load(loaded, storage_url)
     for i in range(6):
         trial = handle.create_trial({"learning_rate": 1e-3 * (i + 1), "gamma": 0.95}, {"seed": 0})
         handle.finish(trial, TrialState.COMPLETE, float(i))
@@ -217,11 +223,12 @@ def test_qmc_covers_the_space_evenly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["pbt", "pb2", "pb2_mixed"])
-def test_population_strategy_contract(strategy: str, tmp_path: Path) -> None:
+def test_population_strategy_contract(strategy: str, tmp_path: Path, storage_url: str, study_name: str) -> None:
     # 4 members x 4 generations of 250 steps; the worst members copy better ones (not random search).
     handle = _run(
         tmp_path,
-        "p",
+        study_name,
+        storage_url,
         strategy={"name": strategy, "population": 4, "interval": 250, "synchronous": True},
         params={**FOCUS, "policy_kwargs": {"net_arch": {"choice": [[64, 64], [128]]}}},
     )
