@@ -248,9 +248,21 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
         data = _plain_json(read_file(source), "", file)
     data = apply_overrides(data, overrides, file)
     try:
-        return _validate(data, file)
+        return _validate(_trainer_expands(data, file), file)
     except ConfigError as exc:
         raise _blame_override(exc, overrides) from None
+
+
+def _trainer_expands(data: dict[str, Any], file: str) -> dict[str, Any]:
+    """The trainer's own rewrite of the raw sweep (Trainer.expand_sweep: the command trainer inlines
+    the wrapped tool's config file); an unknown kind is left for validation to name."""
+    from rlsweep.trainers import TRAINERS, get_trainer_class
+
+    trainer = data.get("trainer")
+    kind = trainer.get("kind") if isinstance(trainer, Mapping) else None
+    if not isinstance(kind, str) or kind not in TRAINERS:
+        return data
+    return get_trainer_class(kind, file=file).expand_sweep(data, file)
 
 
 def _blame_override(exc: ConfigError, overrides: Sequence[str]) -> ConfigError:

@@ -11,6 +11,10 @@ import pytest
 
 from rlsweep.config import PRUNERS, STRATEGIES, LoadedSweep, load_sweep
 from rlsweep.errors import ConfigError, RlsweepError
+from rlsweep.trainers import TRAINERS
+
+# Every registered kind, as the messages list them (a new trainer plugin changes them)
+KINDS = f"{', '.join(list(TRAINERS)[:-1])} or {list(TRAINERS)[-1]}"
 
 TRAINER = {"kind": "function", "target": "rlsweep.examples.synthetic:train", "timesteps": 1000}
 
@@ -358,13 +362,13 @@ def test_missing_gate_metric() -> None:
 
 def test_missing_trainer_kind() -> None:
     data = {"study": "s", "trainer": {"target": "rlsweep.examples.synthetic:train"}}
-    assert error(data) == "f.yaml: trainer.kind: needs 'kind' (function or sb3)"
+    assert error(data) == f"f.yaml: trainer.kind: needs 'kind' ({KINDS})"
 
 
 def test_unknown_trainer_kind() -> None:
     data = {"study": "s", "trainer": {"kind": "functoin"}}
     assert error(data) == (
-        "f.yaml: trainer.kind: unknown trainer kind 'functoin' (did you mean 'function'?); known: function, sb3"
+        f"f.yaml: trainer.kind: unknown trainer kind 'functoin' (did you mean 'function'?); known: {', '.join(TRAINERS)}"
     )
 
 

@@ -17,6 +17,7 @@ from rlsweep.trainers._base import Decision, RunContext, Trainer
 TRAINERS: dict[str, str] = {
     "function": "rlsweep.trainers.function:FunctionTrainer",
     "sb3": "rlsweep.trainers.sb3:SB3Trainer",
+    "command": "rlsweep.trainers.command:CommandTrainer",
 }
 
 #: The trainer kind behind `rlsweep run --algo A --env E` (and `Sweep.quickstart`, `rlsweep space`).

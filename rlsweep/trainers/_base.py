@@ -120,6 +120,13 @@ class Trainer(ABC):
         """
 
     @classmethod
+    def expand_sweep(cls, data: dict[str, Any], file: str) -> dict[str, Any]:
+        """The raw sweep (plain data, before validation) as this trainer wants it stored: a trainer
+        whose settings name another file inlines it here, so its markers are searched and workers on
+        other hosts need no file. Loading the result again must change nothing. Default: unchanged."""
+        return data
+
+    @classmethod
     def validate_checkpoint(cls, settings: Mapping[str, Any], checkpoint: Mapping[str, Any], file: str) -> None:
         """Raise ConfigError (key checkpoint.*) for checkpoint settings this trainer cannot honour with
         these trainer settings; `checkpoint` is the sweep's checkpoint section with its defaults."""

@@ -13,6 +13,7 @@ import pytest
 
 from rlsweep.cli import main
 from rlsweep.config import PRUNERS, STRATEGIES
+from rlsweep.trainers import TRAINERS
 
 TRAINER = {"kind": "function", "target": "rlsweep.examples.synthetic:train", "timesteps": 1000}
 GRID = {
@@ -140,7 +141,7 @@ BAD_FILES = [
     ),
     pytest.param(
         {"study": "bad", "trainer": {"target": "x:y"}},
-        "trainer.kind: needs 'kind' (function or sb3)",
+        f"trainer.kind: needs 'kind' ({', '.join(list(TRAINERS)[:-1])} or {list(TRAINERS)[-1]})",
         id="no-kind",
     ),
     pytest.param(

@@ -1,4 +1,4 @@
-"""The trainer contract, run for every trainer that exists (`function` and `sb3`): each hook returns
+"""The trainer contract, run for every trainer that exists (`function`, `sb3` and `command`): each hook returns
 its declared type, the modules to warm import, and a tiny run trains through the real Worker on a
 SQLite file and reports the objective; a trainer that can load policies loads the saved model and
 builds an env that renders it."""
@@ -22,13 +22,17 @@ from tests.conftest import run_in_process
 SETTINGS: dict[str, dict[str, Any]] = {
     "function": {"kind": "function", "target": "rlsweep.examples.toy_pbt:train", "timesteps": 8, "lr": 0.01},
     "sb3": {"kind": "sb3", "algo": "PPO", "env": "CartPole-v1", "timesteps": 256},
+    "command": {"kind": "command", "command": ["{python}", str(Path(__file__).with_name("command_prog.py")), "--steps=4",
+                "--slope={slope}"], "metrics": {"regex": r"step=(?P<step>\d+) value=(?P<value>\S+)", "tags": {"value": "score"}},
+                "timesteps": 400, "poll": 0.2},
 }
 PARAMS: dict[str, dict[str, Any]] = {
     "function": {"h0": {"uniform": [0.0, 1.0]}, "h1": {"uniform": [0.0, 1.0]}},
     "sb3": {"learning_rate": {"loguniform": [1.0e-4, 1.0e-3]}, "n_steps": 64, "batch_size": 32, "n_epochs": 1,
             "policy_kwargs": {"net_arch": [16]}},
+    "command": {"slope": {"uniform": [0.5, 2.0]}},
 }
-OBJECTIVE = {"function": "Q", "sb3": "eval/mean_return"}
+OBJECTIVE = {"function": "Q", "sb3": "eval/mean_return", "command": "score"}
 KINDS = list(TRAINERS)
 
 
