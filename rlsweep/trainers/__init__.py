@@ -17,6 +17,7 @@ from rlsweep.trainers._base import Decision, RunContext, Trainer
 TRAINERS: dict[str, str] = {
     "function": "rlsweep.trainers.function:FunctionTrainer",
     "sb3": "rlsweep.trainers.sb3:SB3Trainer",
+    "jax": "rlsweep.trainers.jax:JaxTrainer",
     "command": "rlsweep.trainers.command:CommandTrainer",
 }
 

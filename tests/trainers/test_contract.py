@@ -22,6 +22,8 @@ from tests.conftest import run_in_process
 SETTINGS: dict[str, dict[str, Any]] = {
     "function": {"kind": "function", "target": "rlsweep.examples.toy_pbt:train", "timesteps": 8, "lr": 0.01},
     "sb3": {"kind": "sb3", "algo": "PPO", "env": "CartPole-v1", "timesteps": 256},
+    "jax": {"kind": "jax", "algo": "ppo", "env": "CartPole-v1", "timesteps": 256, "num_envs": 4, "num_steps": 32,
+            "num_epochs": 2, "num_minibatches": 2, "hidden_layer_sizes": [32, 32]},
     "command": {"kind": "command", "command": ["{python}", str(Path(__file__).with_name("command_prog.py")), "--steps=4",
                 "--slope={slope}"], "metrics": {"regex": r"step=(?P<step>\d+) value=(?P<value>\S+)", "tags": {"value": "score"}},
                 "timesteps": 400, "poll": 0.2},
@@ -30,15 +32,18 @@ PARAMS: dict[str, dict[str, Any]] = {
     "function": {"h0": {"uniform": [0.0, 1.0]}, "h1": {"uniform": [0.0, 1.0]}},
     "sb3": {"learning_rate": {"loguniform": [1.0e-4, 1.0e-3]}, "n_steps": 64, "batch_size": 32, "n_epochs": 1,
             "policy_kwargs": {"net_arch": [16]}},
+    "jax": {"learning_rate": {"loguniform": [1.0e-4, 1.0e-3]}},
     "command": {"slope": {"uniform": [0.5, 2.0]}},
 }
-OBJECTIVE = {"function": "Q", "sb3": "eval/mean_return", "command": "score"}
+OBJECTIVE = {"function": "Q", "sb3": "eval/mean_return", "command": "score", "jax": "eval/mean_return"}
 KINDS = list(TRAINERS)
 
 
 def trainer_of(kind: str) -> type[Trainer]:
     if kind == "sb3":
         pytest.importorskip("stable_baselines3")
+    if kind == "jax":
+        pytest.importorskip("rejax")
     return get_trainer_class(kind)
 
 

@@ -1,0 +1,221 @@
+"""rejax algorithms for a batch: one base algorithm per shape group, one array entry per run.
+
+rejax builds its optimizer with the learning rate baked into a closure, which can neither differ
+between vmapped runs nor change mid-training. Every TrainState of the rejax state is given one shared
+optimizer here instead, `optax.inject_hyperparams` over (global-norm clip, Adam), so learning rate and
+gradient clip are arrays in the optimizer state: per run, and rewritten by PBT's explore.
+Importing this module imports JAX, optax and rejax.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization
+from flax.training.train_state import TrainState
+
+from rlsweep.trainers.jax.settings import VMAPPED
+
+#: Per-run values kept in the optimizer state rather than on the algorithm.
+OPTIMIZER_KEYS = ("learning_rate", "max_grad_norm")
+ALGO_KEYS = tuple(k for k in VMAPPED if k not in OPTIMIZER_KEYS)
+
+
+def _adam_clipped(learning_rate: Any, max_grad_norm: Any) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+
+# One transformation object for the whole process: TrainState keeps `tx` in its tree structure, so
+# states of different batches (and restored ones) must share it to be stacked and fed to one program.
+TX = optax.inject_hyperparams(_adam_clipped)(learning_rate=3e-4, max_grad_norm=0.5)
+
+
+def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
+    """The group's rejax algorithm (its shape settings from `values`, one run's algo settings)."""
+    from rejax import PPO
+
+    kwargs: dict[str, Any] = {
+        "env": str(config["env"]),
+        "num_envs": int(values["num_envs"]),
+        "num_steps": int(values["num_steps"]),
+        "num_epochs": int(values["num_epochs"]),
+        "num_minibatches": int(values["num_minibatches"]),
+        "normalize_observations": bool(values["normalize_observations"]),
+        "agent_kwargs": {
+            "hidden_layer_sizes": tuple(values["hidden_layer_sizes"]),
+            "activation": str(values["activation"]),
+        },
+        "skip_initial_evaluation": True,
+    }
+    if config.get("env_params"):
+        kwargs["env_params"] = dict(config["env_params"])
+    return PPO.create(**kwargs)
+
+
+def stack_algos(base: Any, runs: Sequence[Mapping[str, Any]]) -> Any:
+    """The base algorithm with every array field holding one value per run (leading axis = run);
+    the fields kept in the optimizer state are stacked too (vmap maps every leaf) but unused."""
+    n = len(runs)
+    stacked = jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * n), base)
+    return stacked.replace(
+        **{k: jnp.asarray([float(r[k]) for r in runs], dtype=jnp.float32) for k in ALGO_KEYS}
+    )
+
+
+def with_optimizer(state: Any, learning_rate: Any, max_grad_norm: Any) -> Any:
+    """`state` (one run's rejax state) with every TrainState using TX, freshly initialised."""
+    changes = {}
+    for name in state.__dataclass_fields__:
+        value = getattr(state, name)
+        if isinstance(value, TrainState):
+            opt_state = TX.init(value.params)
+            opt_state = set_hyperparams(opt_state, learning_rate, max_grad_norm)
+            # rejax leaves apply_fn empty too: it applies its modules itself
+            changes[name] = TrainState(
+                step=value.step, apply_fn=value.apply_fn, params=value.params, tx=TX, opt_state=opt_state
+            )
+    return state.replace(**changes)
+
+
+def set_hyperparams(opt_state: Any, learning_rate: Any, max_grad_norm: Any) -> Any:
+    hyper = dict(opt_state.hyperparams)
+    hyper["learning_rate"] = jnp.asarray(learning_rate, dtype=jnp.float32)
+    hyper["max_grad_norm"] = jnp.asarray(max_grad_norm, dtype=jnp.float32)
+    return opt_state._replace(hyperparams=hyper)
+
+
+def apply_hyperparams(state: Any, learning_rate: Any, max_grad_norm: Any) -> Any:
+    """A (batched) state whose optimizers use these per-run values from the next update on."""
+    changes = {}
+    for name in state.__dataclass_fields__:
+        value = getattr(state, name)
+        if isinstance(value, TrainState):
+            changes[name] = value.replace(
+                opt_state=set_hyperparams(value.opt_state, learning_rate, max_grad_norm)
+            )
+    return state.replace(**changes)
+
+
+class Group:
+    """What a process keeps per shape group (and episodes per evaluation), so a later batch of the
+    same group (the next PBT generation) neither traces nor compiles again: the base algorithm, one
+    fixed rejax state class (rejax makes a new class at every `init_state`, and a compiled program
+    accepts only the tree structure it was compiled for) and the compiled program per batch width."""
+
+    def __init__(self, config: Mapping[str, Any], values: Mapping[str, Any], episodes: int) -> None:
+        self.base = make_base(config, values)
+        self.one = jax.jit(lambda key: with_optimizer(self.base.init_state(key), 3e-4, 0.5))(
+            jax.random.PRNGKey(0)
+        )
+        self._init = jax.jit(
+            jax.vmap(
+                lambda key, lr, clip: serialization.to_state_dict(
+                    with_optimizer(self.base.init_state(key), lr, clip)
+                )
+            )
+        )
+        self.chunk = jax.jit(make_chunk(episodes))
+        self.programs: dict[int, Any] = {}
+
+    def template(self, n: int) -> Any:
+        return jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * n), self.one)
+
+    def init(self, seeds: Sequence[int], runs: Sequence[Mapping[str, Any]]) -> Any:
+        """Fresh states for every run, stacked (leading axis = run), in this group's state class."""
+        keys = jnp.stack([jax.random.PRNGKey(int(s) % 2**31) for s in seeds])
+        lrs = jnp.asarray([float(r["learning_rate"]) for r in runs], dtype=jnp.float32)
+        clips = jnp.asarray([float(r["max_grad_norm"]) for r in runs], dtype=jnp.float32)
+        return serialization.from_state_dict(self.template(len(seeds)), self._init(keys, lrs, clips))
+
+    def program(self, *args: Any) -> tuple[Any, float]:
+        """The compiled chunk for this batch width, and the seconds spent tracing and compiling it
+        (a hit in JAX's persistent cache makes the second part short)."""
+        width = int(args[2].shape[0])
+        if width in self.programs:
+            return self.programs[width], 0.0
+        clock = time.perf_counter()
+        self.programs[width] = self.chunk.lower(*args).compile()
+        return self.programs[width], time.perf_counter() - clock
+
+
+_GROUPS: dict[Any, Group] = {}
+
+
+def group(key: Any, config: Mapping[str, Any], values: Mapping[str, Any], episodes: int) -> Group:
+    if (key, episodes) not in _GROUPS:
+        _GROUPS[(key, episodes)] = Group(config, values, episodes)
+    return _GROUPS[(key, episodes)]
+
+
+def act_fn(algo: Any, state: Any) -> Any:
+    """The deterministic policy of `state`: the most likely action (a Gaussian's mean, clipped)."""
+
+    def act(obs: Any, rng: Any) -> Any:
+        if algo.normalize_observations:
+            obs = algo.normalize_obs(state.obs_rms_state, obs)
+        dist = algo.actor.apply(
+            state.actor_ts.params, jnp.expand_dims(obs, 0), method=lambda m, o: m._action_dist(o)
+        )
+        action = jnp.squeeze(dist.mode(), 0)
+        if not algo.discrete:
+            space = algo.env.action_space(algo.env_params)
+            action = jnp.clip(action, space.low, space.high)
+        return action
+
+    return act
+
+
+def make_chunk(episodes: int) -> Any:
+    """chunk(algo, state, iterations, eval_key) for one run: train `iterations` rollout/update rounds
+    (0 for a run that stopped: its state is left as it was), then evaluate `episodes` episodes with
+    the deterministic policy. vmapped over runs and compiled once per group."""
+    from rejax.evaluate import evaluate
+
+    def chunk(algo: Any, state: Any, iterations: Any, eval_key: Any) -> tuple[Any, Any, Any]:
+        state = jax.lax.fori_loop(0, iterations, lambda _, ts: algo.train_iteration(ts), state)
+        lengths, returns = evaluate(
+            act_fn(algo, state),
+            eval_key,
+            algo.env,
+            algo.env_params,
+            episodes,
+            algo.env_params.max_steps_in_episode,
+        )
+        return state, returns, lengths
+
+    return jax.vmap(chunk, in_axes=(0, 0, 0, 0))
+
+
+# ---------------------------------------------------------------- per-run state <-> plain dicts
+
+
+def run_slice(state: Any, i: int) -> dict[str, Any]:
+    """Run `i`'s state as a nested dict of arrays (flax's state dict): the form saved, kept in memory
+    for the next generation and restored from, whichever rejax state class produced it."""
+    return serialization.to_state_dict(jax.tree.map(lambda x: x[i], state))
+
+
+def stack_slices(template: Any, slices: Sequence[Mapping[str, Any]]) -> Any:
+    """A batched state whose run i is `slices[i]` (an array copy), in `template`'s structure."""
+    stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *slices)
+    return serialization.from_state_dict(template, stacked)
+
+
+def to_bytes(slice_: Mapping[str, Any], settings: Mapping[str, Any]) -> bytes:
+    """A saved run: {"state": its state dict, "settings": JSON of the settings that built it}."""
+    return serialization.msgpack_serialize(
+        {"state": jax.tree.map(np.asarray, dict(slice_)), "settings": json.dumps(dict(settings))}
+    )
+
+
+def from_bytes(data: bytes) -> dict[str, Any]:
+    """{"state": nested dict of arrays, "settings": dict}."""
+    saved = serialization.msgpack_restore(data)
+    return {"state": saved["state"], "settings": json.loads(saved["settings"])}

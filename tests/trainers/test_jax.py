@@ -1,0 +1,169 @@
+"""The batched JAX trainer end to end: four CartPole runs trained as one vmapped batch through the real
+worker on a SQLite file, one of them pruned mid-way by a gate; every run has its own curve, decision
+and saved parameters, and `rlsweep top` and `render` work on the study. Tiny shapes: one compilation
+of a few seconds (JAX's persistent cache makes a second CI run cheaper)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rejax")
+
+from optuna.trial import TrialState  # noqa: E402
+
+from rlsweep.cli import main  # noqa: E402
+from rlsweep.config import load_sweep  # noqa: E402
+from rlsweep.errors import ConfigError  # noqa: E402
+from tests.conftest import run_in_process  # noqa: E402
+
+TINY = {"num_envs": 4, "num_steps": 32, "num_epochs": 2, "num_minibatches": 2, "hidden_layer_sizes": [32, 32]}
+LRS = [1e-6, 3e-3, 1e-3, 3e-4]
+
+
+def jax_sweep(name: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "study": name,
+        "trainer": {
+            "kind": "jax",
+            "algo": "ppo",
+            "env": "CartPole-v1",
+            "timesteps": 4096,
+            "batch": 4,
+            **TINY,
+        },
+        "eval": {"every": 1024, "episodes": 4},
+        "objective": {"metric": "eval/mean_return", "mode": "max"},
+        "strategy": {"name": "grid", "seeds": 1},
+        "params": {"learning_rate": {"choice": LRS}},
+        "storage": f"sqlite:///{tmp_path}/runs/{name}/study.db",
+        "artifacts": str(tmp_path / "runs" / name / "artifacts"),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    tmp_path = tmp_path_factory.mktemp("jax")
+    # 1e-6 barely moves its initial policy: the gate at step 2048 prunes it, the others go on
+    sweep = jax_sweep(
+        "cartpole-jax", tmp_path, stop=[{"metric": "eval/mean_return", "after": 2048, "min": 60}]
+    )
+    return tmp_path, run_in_process(sweep)
+
+
+@pytest.mark.slow
+def test_a_batch_trains_together_and_each_run_ends_alone(trained: tuple[Path, Any]) -> None:
+    _, handle = trained
+    trials = {handle.decode(t.params)["learning_rate"]: t for t in handle.study.get_trials(deepcopy=False)}
+    assert sorted(trials) == sorted(LRS)
+    assert len({t.user_attrs["batch"]["id"] for t in trials.values()}) == 1  # one batch of four
+    info = trials[3e-3].user_attrs["batch"]
+    assert info["size"] == 4 and info["device"] == "cpu" and info["compile_s"] > 0 and info["train_s"] > 0
+    pruned = trials[1e-6]
+    assert pruned.state == TrialState.PRUNED
+    assert pruned.user_attrs["stop_reason"].startswith("gate: eval/mean_return = ")
+    assert sorted(pruned.intermediate_values) == [1024, 2048]  # masked out after its prune
+    for lr in (3e-3, 1e-3, 3e-4):
+        t = trials[lr]
+        assert t.state == TrialState.COMPLETE
+        assert sorted(t.intermediate_values) == [1024, 2048, 3072, 4096]
+        assert t.value == t.intermediate_values[4096]
+        metrics = {m["name"] for m in handle.metrics([t.number], None)}
+        assert {"eval/mean_return", "eval/std_return", "eval/mean_length", "time/batch_fps"} <= metrics
+    for t in trials.values():
+        model = Path(t.user_attrs["model"])
+        assert model.name == "model.msgpack" and model.parent == handle.artifact_dir(t.number)
+        assert not list(model.parent.glob(".*tmp*"))  # written under a temporary name, then renamed
+    # the best run learned something: CartPole's random policy scores about 20
+    assert max(t.value for t in trials.values() if t.value is not None) > 100
+
+
+@pytest.mark.slow
+def test_saved_parameters_replay_their_evaluation_on_gymnasium(trained: tuple[Path, Any]) -> None:
+    from rlsweep.trainers.jax import JaxTrainer
+
+    _, handle = trained
+    best = max(
+        (t for t in handle.study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: t.value
+    )
+    config = handle.sweep.trainer
+    policy = JaxTrainer.load_policy(config, best.user_attrs["model"])
+    env = JaxTrainer.make_env(config, 0)
+    returns = []
+    for episode in range(3):
+        obs, _ = env.reset(seed=episode)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, term, trunc, _ = env.step(int(policy(obs[None])[0]))
+            total += float(reward)
+            done = term or trunc
+        returns.append(total)
+    # the same network on Gymnasium's CartPole plays about as well as gymnax's evaluation measured
+    assert sum(returns) / 3 > 0.5 * best.value
+
+
+@pytest.mark.slow
+def test_top_and_render_work_on_a_jax_study(
+    trained: tuple[Path, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_path, _ = trained
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert main(["top", "cartpole-jax", "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert [r["values"]["learning_rate"] for r in ranked][-1] == 1e-6  # the pruned run ranks last
+    assert main(["render", "cartpole-jax", "--top", "1", "--workers", "1", "--max-steps", "50"]) == 0
+    gifs = list((tmp_path / "runs" / "cartpole-jax" / "render").rglob("*.gif"))
+    assert len(gifs) == 1 and gifs[0].stat().st_size > 0
+
+
+def test_bad_settings_are_exit_2_errors(tmp_path: Path) -> None:
+    cases = [
+        (
+            {"algo": "ppp"},
+            "trainer.algo: unknown algo 'ppp' (did you mean 'ppo'?); the jax trainer trains: ppo",
+        ),
+        (
+            {"env": "CartPole-v2"},
+            "trainer.env: unknown gymnax environment 'CartPole-v2' (did you mean 'CartPole-v1'?); known: CartPole-v1, Pendulum-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, ...",
+        ),
+        (
+            {"num_minibatches": 5},
+            "trainer.num_minibatches: num_envs * num_steps = 128 does not divide into 5 minibatches; choose num_minibatches among its divisors",
+        ),
+        ({"n_steps": 64}, "trainer.n_steps: unknown setting 'n_steps' (did you mean 'num_steps'?)"),
+        ({"batch": 0}, "trainer.batch: must be a whole number >= 1, got 0"),
+        (
+            {"hidden_layer_sizes": [64, 0]},
+            "trainer.hidden_layer_sizes: must be a list of positive whole numbers, e.g. [64, 64], got [64, 0]",
+        ),
+    ]
+    for change, message in cases:
+        sweep = jax_sweep("bad", tmp_path)
+        sweep["trainer"].update(change)
+        with pytest.raises(ConfigError) as err:
+            load_sweep(sweep, file="sweep.yaml")
+        assert str(err.value) == f"sweep.yaml: {message}"
+    sweep = jax_sweep("bad", tmp_path)
+    sweep["params"]["clip_range"] = 0.2
+    with pytest.raises(ConfigError) as err:
+        load_sweep(sweep, file="sweep.yaml")
+    assert (
+        str(err.value)
+        == "sweep.yaml: params.clip_range: the jax trainer has no hyperparameter 'clip_range' (did you mean 'clip_eps'?)"
+    )
+
+
+def test_runs_differing_in_a_shape_setting_fall_in_different_groups() -> None:
+    from rlsweep.trainers.jax import JaxTrainer
+
+    config = {"kind": "jax", "algo": "ppo", "env": "CartPole-v1", "timesteps": 1000, **TINY}
+    same = JaxTrainer.batch_group(config, {"learning_rate": 1e-3, "gamma": 0.9})
+    assert same == JaxTrainer.batch_group(config, {"learning_rate": 3e-4, "gamma": 0.99, "ent_coef": 0.1})
+    assert same != JaxTrainer.batch_group(config, {"learning_rate": 1e-3, "num_steps": 64})
+    assert same != JaxTrainer.batch_group(config, {"hidden_layer_sizes": [16]})
+    assert JaxTrainer.batch_size_for(config) == 64 and JaxTrainer.batch_size_for({**config, "batch": 8}) == 8
