@@ -185,9 +185,20 @@ def run_index(handle: Any, strategy: Any, index: int, echo: Echo = silent) -> Ru
     """Train grid run `index` in this process (an array job's task); re-running it never repeats it."""
     from rlsweep.worker import Worker
 
-    total = strategy.total()
-    if not 0 <= index < total:
-        raise ConfigError(f"--index {index} is outside the grid: 0..{total - 1} ({total} runs); see 'rlsweep grid'")
+    # Every index >= 0 names a run, as in policy-params: configuration i mod N, seed number i div N
+    # (an array job may run more seeds than the sweep's `seeds`).
+    n = len(strategy.configurations())
+    if index < 0:
+        raise ConfigError(
+            f"--index {index}: grid indices start at 0 (index i is configuration i mod {n}, seed number i div {n}); see 'rlsweep grid'"
+        )
+    from rlsweep.config import MAX_SEED
+
+    if handle.sweep.seed + index // n > MAX_SEED:
+        raise ConfigError(
+            f"--index {index} is seed number {index // n}: seed {handle.sweep.seed} + {index // n} exceeds {MAX_SEED}, the largest seed; "
+            "use a smaller index"
+        )
     spec = strategy.run_spec(index)
     handle.enqueue([spec])
     handle.reap_lost()

@@ -23,8 +23,14 @@ class GridStrategy(Strategy):
         return self.space.grid() if self.space.params else [{}]
 
     def total(self) -> int:
+        """Runs queued: `strategy.runs` indices when given (more than configurations x seeds runs
+        further seed numbers, index i being configuration i mod N, seed number i div N), else every
+        configuration x seed. A racing grid starts `min` seeds of each and adds the rest itself."""
         n = len(self.configurations()) * self.sweep.strategy.first_seeds
-        return min(n, self.sweep.strategy.runs) if self.sweep.strategy.runs else n
+        runs = self.sweep.strategy.runs
+        if runs and self.sweep.strategy.racing is None:
+            return int(runs)
+        return min(n, runs) if runs else n
 
     def run_spec(self, index: int) -> RunSpec:
         configs = self.configurations()
