@@ -78,7 +78,11 @@ def train_batch(runs: list[RunContext]) -> None:
     totals = np.array([max(1, math.ceil(r.budget / per_iteration)) for r in runs])
     done = np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
-    lanes = np.arange(n)  # lane -> run; a compacted batch repeats a run in its idle padding lanes
+    # lane -> run. Widths are powers of two (idle padding lanes repeat run 0), so batches of varying
+    # size (an asynchronous population, the last claim of a sweep) share a few compiled programs.
+    lanes = np.array(list(range(n)) + [0] * ((1 << (n - 1).bit_length()) - n))
+    if len(lanes) > n:
+        state, algos = _take(state, lanes), _take(algos, lanes)
     eval_base = jax.jit(jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), EVAL_SEED_OFFSET)))(
         jnp.asarray([r.seed % 2**31 for r in runs], dtype=jnp.uint32)
     )
@@ -159,9 +163,12 @@ def _compact(lanes: np.ndarray, active: np.ndarray, state: Any, algos: Any) -> t
     keep = [lane for lane in range(len(lanes)) if owners[lane] and active[lanes[lane]]]
     width = 1 << (len(keep) - 1).bit_length()
     keep += [keep[0]] * (width - len(keep))
-    index = jnp.asarray(keep)
-    take = lambda tree: jax.tree.map(lambda x: x[index], tree)  # noqa: E731
-    return lanes[np.asarray(keep)], take(state), take(algos)
+    return lanes[np.asarray(keep)], _take(state, keep), _take(algos, keep)
+
+
+def _take(tree: Any, lanes: Sequence[int] | np.ndarray) -> Any:
+    index = jnp.asarray(lanes)
+    return jax.tree.map(lambda x: x[index], tree)
 
 
 def _start_states(
