@@ -104,7 +104,13 @@ class WorkerSettings(_Model):
     lost_after: float = Field(
         25.0, gt=0, description="a run whose worker is silent this long is lost (noticed within one more heartbeat)"
     )
-    requeue: int = Field(1, ge=0, description="how often a lost run is queued again")
+    requeue: int = Field(1, ge=0, description="how often a lost run is queued again before it counts as failed")
+    run_timeout: float | None = Field(
+        None, gt=0, description="seconds a run may train before it is stopped and failed (default: no limit)"
+    )
+    idle_timeout: float | None = Field(
+        None, gt=0, description="seconds a run may go without reporting before it is stopped and failed (default: no limit)"
+    )
 
 
 class Sweep(_Model):

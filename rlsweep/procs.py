@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1
 
@@ -48,7 +49,7 @@ def _watch_parent(sig: int, parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="rlsweep-parent-watch").start()
 
 
-def preexec_die_with_parent(sig: int = signal.SIGKILL) -> object:
+def preexec_die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
     """A Popen `preexec_fn` that makes the child die with the process that starts it. Linux ties
     the signal to the thread that forks: start such children from a thread that lives as long as
     the process (the main thread, or the worker's own thread)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 import threading
 import time
@@ -33,6 +34,7 @@ from rlsweep.strategies.seeds import (
 )
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
 from rlsweep.study import FollowUps, QueueRow, RunSpec, RunTrial, StudyHandle
+from rlsweep.study.workers import CRASHED
 from rlsweep.threads import limit_threads
 from rlsweep.trainers import get_trainer_class
 from rlsweep.trainers._base import Decision, RunContext
@@ -49,6 +51,117 @@ _EXIT_AT = os.environ.get("RLSWEEP_TEST_EXIT_AT")
 def _test_exit(point: str) -> None:
     if _EXIT_AT == point:
         os._exit(137)
+
+
+# Set once SIGINT/SIGTERM reached this process through `handle_interrupts`: a KeyboardInterrupt
+# then means "stop cleanly" (the run is queued again); without it, the trainer raised its own.
+SIGNALLED = threading.Event()
+_HANDLERS: list[bool] = []  # non-empty once `handle_interrupts` ran in this process
+
+
+def handle_interrupts() -> Callable[[], None]:
+    """The first SIGINT or SIGTERM stops the worker cleanly (KeyboardInterrupt, its run settled as
+    interrupted); later ones must not break that cleanup. Main thread only. Returns a function
+    that puts the previous handlers back (for a worker loop run inside another program)."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+
+    def restore() -> None:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        _HANDLERS.clear()
+        SIGNALLED.clear()
+
+    def once(signum: int, frame: Any) -> None:
+        SIGNALLED.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, once)
+    signal.signal(signal.SIGTERM, once)
+    signal.signal(signal.SIGUSR1, _timeout_signal)
+    _HANDLERS.append(True)
+    return restore
+
+
+class RunTimeout(BaseException):  # noqa: N818 - not an Exception: a trainer's `except Exception` must not swallow it
+    """Raised in the training thread when a run passed `worker.run_timeout` or `idle_timeout`."""
+
+
+_EXPIRED: list[str] = []  # the reason of the watchdog that fired (read by the SIGUSR1 handler)
+
+
+def _timeout_signal(signum: int, frame: Any) -> None:
+    if _EXPIRED:
+        raise RunTimeout(_EXPIRED[-1])
+
+
+class Watchdog(threading.Thread):
+    """Stops a run that trains longer than `run_timeout` s or goes `idle_timeout` s without a
+    report: SIGUSR1 to the training (main) thread raises RunTimeout there, which interrupts even a
+    `time.sleep`. If the run has still not ended `grace` s later (stuck in C code), `hard_stop` is
+    called (a worker process records the reason and exits; its launcher replaces it)."""
+
+    def __init__(self, run_timeout: float | None, idle_timeout: float | None, last_report: Callable[[], float],
+                 hard_stop: Callable[[str], None] | None, grace: float = 30.0) -> None:  # fmt: skip
+        super().__init__(daemon=True, name="rlsweep-watchdog")
+        self.run_timeout, self.idle_timeout = run_timeout, idle_timeout
+        self.last_report, self.hard_stop, self.grace = last_report, hard_stop, grace
+        self.started_at = time.monotonic()
+        self.done = threading.Event()
+        self.reason: str | None = None
+
+    @classmethod
+    def for_run(cls, worker: Worker, last_report: Callable[[], float]) -> Watchdog | None:
+        settings = worker.sweep.worker
+        if settings.run_timeout is None and settings.idle_timeout is None:
+            return None
+        if threading.current_thread() is not threading.main_thread() or not _HANDLERS:
+            log.warning("worker.run_timeout/idle_timeout need the worker loop in the main thread; not enforced here")
+            return None
+        dog = cls(settings.run_timeout, settings.idle_timeout, last_report, worker.hard_stop)
+        dog.start()
+        return dog
+
+    def expired(self) -> str | None:
+        now = time.monotonic()
+        if self.run_timeout is not None and now - self.started_at >= self.run_timeout:
+            return f"stopped by worker.run_timeout: still training after {self.run_timeout:g} s"
+        if self.idle_timeout is not None and now - max(self.started_at, self.last_report()) >= self.idle_timeout:
+            return f"stopped by worker.idle_timeout: no report for {self.idle_timeout:g} s"
+        return None
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            reason = self.expired()
+            if reason is None:
+                continue
+            self.reason = reason
+            _EXPIRED.append(reason)
+            main = threading.main_thread().ident
+            if main is not None:
+                signal.pthread_kill(main, signal.SIGUSR1)
+            if not self.done.wait(self.grace) and self.hard_stop is not None:
+                self.hard_stop(reason)
+            return
+
+    def stop(self) -> None:
+        self.done.set()
+        _EXPIRED.clear()
+
+
+def follow_ups_of(strategy: Any, handle: StudyHandle) -> FollowUps:
+    """What the reaper queues after a run it settled for a dead worker: the strategy's follow-ups
+    to a finished run, or to a failed one (trial None: it failed before or without its trial)."""
+
+    def follow_ups(row: QueueRow, trial: Any) -> list[RunSpec]:
+        from optuna.trial import TrialState
+
+        if trial is None or trial.state == TrialState.FAIL:
+            return strategy.on_fail(handle, row, trial)
+        return strategy.on_finish(handle, row, trial)
+
+    return follow_ups
 
 
 def new_worker_id() -> str:
@@ -92,11 +205,16 @@ class Worker:
         # over the seeds that reached a step), and a pruned configuration starts no more seeds.
         self.judges_configs = self.sweep.strategy.max_seeds > 1
         self.finished = 0
+        self.own_process = False  # set by `serve`: this process is the worker and may exit on its own
+        self._current: list[QueueRow] = []  # the rows being trained now (for `hard_stop`)
 
     def loop(self, *, only_key: str | None = None, max_runs: int | None = None, poll: float = 1.0) -> int:
         """Train runs until none is left; returns how many this worker finished. While others run
         and more work may appear, it polls the queue from every 50 ms, backing off to `poll` s."""
         limit_threads()
+        restore = None
+        if not _HANDLERS and threading.current_thread() is threading.main_thread():
+            restore = handle_interrupts()  # tell a Ctrl-C from a trainer's own KeyboardInterrupt; timeouts
         self.handle.register_worker(self.id)
         beat = Heartbeat(self.handle, self.id, self.sweep.worker.heartbeat, self.follow_ups)
         beat.start()
@@ -124,6 +242,8 @@ class Worker:
             raise
         finally:
             beat.stopped.set()
+            if restore is not None:
+                restore()
             try:
                 self.handle.heartbeat(self.id, state=state)
             except Exception:
@@ -148,11 +268,7 @@ class Worker:
 
     def follow_ups(self, row: QueueRow, trial: Any) -> list[RunSpec]:
         """The runs to queue after a run that ended whose worker died before settling it (reaper)."""
-        from optuna.trial import TrialState
-
-        if trial.state == TrialState.FAIL:
-            return self.strategy.on_fail(self.handle, row, trial)
-        return self.strategy.on_finish(self.handle, row, trial)
+        return list(follow_ups_of(self.strategy, self.handle)(row, trial))
 
     # ------------------------------------------------------------------ one run
     def run_one(self, row: QueueRow) -> str:
@@ -251,31 +367,53 @@ class Worker:
 
     def execute(self, run: Prepared) -> Outcome:
         """Train the run and classify how it ended; records nothing about the ending (settle does)."""
-        try:
-            run.trainer.train(run.ctx)
-        except KeyboardInterrupt:
-            return Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)
-        except Exception as exc:
-            return _crashed(run.reporter, exc)
-        finally:
-            run.reporter.close()
-        return _outcome(run.reporter)
+        return self.execute_batch([run], lambda: run.trainer.train(run.ctx))[0]
 
-    def execute_batch(self, runs: list[Prepared]) -> list[Outcome]:
+    def execute_batch(self, runs: list[Prepared], train: Callable[[], None] | None = None) -> list[Outcome]:
         """Train compatible runs together in one `train_batch` call (one trainer, built from the first
         run's config); each run's Outcome comes from its own reporter. An exception fails the runs
-        still training; the ones already told to stop keep how they ended."""
-        trainer = runs[0].trainer
+        still training; the ones already told to stop keep how they ended. A trainer that exits
+        (sys.exit), raises its own KeyboardInterrupt or passes a timeout fails its runs; only a
+        signal to this worker interrupts them (they are queued again)."""
+        if train is None:
+            train = lambda: runs[0].trainer.train_batch([run.ctx for run in runs])  # noqa: E731
+        self._current = [run.row for run in runs]
+        dog = Watchdog.for_run(self, lambda: max(run.reporter.last_time for run in runs))
+        failure: str | None = None
+        trace = ""
         try:
-            trainer.train_batch([run.ctx for run in runs])
+            train()
         except KeyboardInterrupt:
-            return [Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)] * len(runs)
+            if SIGNALLED.is_set() or not _HANDLERS:
+                return [Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)] * len(runs)
+            failure, trace = "the trainer raised KeyboardInterrupt of its own (no signal reached the worker)", traceback.format_exc()
+        except SystemExit as exc:
+            failure, trace = f"the trainer called sys.exit({exc.code!r})", traceback.format_exc()
+        except RunTimeout as exc:
+            failure, trace = str(exc), traceback.format_exc()
         except Exception as exc:
             return [_outcome(run.reporter) if run.reporter.decided else _crashed(run.reporter, exc) for run in runs]
         finally:
+            if dog is not None:
+                dog.stop()
+            self._current = []
             for run in runs:
                 run.reporter.close()
+        if failure is not None:
+            return [_outcome(run.reporter) if run.reporter.decided else Outcome(FAILED, reason=failure, traceback=trace) for run in runs]
         return [_outcome(run.reporter) for run in runs]
+
+    def hard_stop(self, reason: str) -> None:
+        """The watchdog's last resort for a run stuck where no signal reaches it: record why on the
+        runs this worker holds, say this worker crashed, and exit; the reaper fails the runs with
+        that reason and the launcher replaces the worker. Only in a worker process of its own."""
+        if not self.own_process:
+            return
+        for row in self._current:
+            self.handle.set_row(row.id, attrs=dict(row.attrs, failure_reason=reason))
+        self.handle.heartbeat(self.id, state=CRASHED + "timeout")
+        log.error("%s; the run did not stop within the grace period, exiting the worker", reason)
+        os._exit(3)
 
     def settle(self, row: QueueRow, run: Prepared | None, outcome: Outcome) -> str:
         """The one place a run ends: its trial's state and reason, its error.log, the follow-up runs,
@@ -401,6 +539,7 @@ class Reporter:
         self.stop_reason: str | None = None
         self.diverged: str | None = None
         self.last_step = start_step
+        self.last_time = 0.0  # time.monotonic() of the last report (the idle timeout's clock)
         self.config_pruned: str | None = None  # this run's cut pruned its configuration as a whole
         self.config_id = ""
         self.configs: dict[str, ConfigSeeds] = {}  # every configuration, as read at the last report
@@ -414,6 +553,7 @@ class Reporter:
         self.writes_tb = not worker.trainer_cls.writes_tensorboard
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> Decision:
+        self.last_time = time.monotonic()
         if self.in_batch and self.decided is not None:
             return self.decided
         decision = self._judge(int(step), {str(k): float(v) for k, v in metrics.items()})

@@ -84,7 +84,11 @@ def start_sweep(
         handle.enqueue(strategy.recover(handle))
         counts = handle.row_counts()
         if not counts.get(states.WAITING, 0) and not counts.get(states.RUNNING, 0):
-            echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep top {sweep.study}'")
+            look = "lineage" if sweep.strategy.name in ("pbt", "pb2", "pb2_mixed") else "top"
+            echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep {look} {sweep.study}'")
+            lost = never_completed(handle)
+            if lost:
+                echo(f"{len(lost)} configuration(s) never completed: {'; '.join(_tally(lost.values()))}")
             return RunResult(sweep.study, url, 1 if counts.get(states.FAILED, 0) else 0, counts)
         # The display's own counts (runs the plan holds but has not queued yet are waiting), so the
         # start line and the display agree.
@@ -154,10 +158,11 @@ def supervise(
         planned=make_strategy(handle.loaded).planned(),
         workers=n_workers,
     )
+    deaths = WorkerDeaths(handle, launcher, n_workers, echo)
     try:
         with display:
             last = time.monotonic()
-            while launcher.alive():
+            while deaths.keep_going():
                 time.sleep(0.05)  # notice the end at once; refresh the counts once a second
                 if time.monotonic() - last >= 1.0:
                     display.update()
@@ -177,8 +182,104 @@ def supervise(
     echo(f"finished: {snap.line()}")
     if unfinished:
         echo(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
-    code = 1 if (snap.counts.failed or crashed or unfinished) else 0
+    lost = never_completed(handle)
+    if lost:
+        echo(f"{len(lost)} configuration(s) never completed: {'; '.join(_tally(lost.values()))}")
+    code = 1 if (snap.counts.failed or crashed or unfinished or lost) else 0
     return RunResult(handle.name, handle.url, code, counts, started=True, line=snap.line())
+
+
+# A worker that dies of one of these crashed (its run would crash again): the run fails, it is not
+# re-run. Any other death (SIGKILL, the OOM killer, a lost node) loses the run, which is re-queued.
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGSYS")
+
+
+class WorkerDeaths:
+    """The supervisor's watch over its workers: when one dies, its runs are settled at once (failed
+    after a crash, re-queued after a kill, not after `lost_after`), and while work is left a new
+    worker takes its place. Ends when every worker has exited and nothing is left to claim."""
+
+    def __init__(self, handle: Any, launcher: Any, n_workers: int, echo: Echo) -> None:
+        from rlsweep.strategies import make_strategy
+        from rlsweep.worker import follow_ups_of
+
+        self.handle, self.launcher, self.n_workers, self.echo = handle, launcher, n_workers, echo
+        self.follow_ups = follow_ups_of(make_strategy(handle.loaded), handle)
+        self.seen: set[int] = set()
+        self.ended_at_restart = -1
+
+    def keep_going(self) -> bool:
+        codes = self.launcher.exit_codes()
+        replace = 0
+        for i, code in enumerate(codes):
+            if code is None or i in self.seen:
+                continue
+            self.seen.add(i)
+            if code != 0 and self._settle(i, code):
+                replace += 1
+        if replace == 0 and not self.launcher.alive() and self._work_left():
+            # Every worker left while runs were still queued (one re-queued as the others quit);
+            # once more only if runs ended since the last time (no loop over an unclaimable run).
+            ended = sum(n for state, n in self.handle.row_counts().items() if state in states.ENDED)
+            if ended != self.ended_at_restart:
+                self.ended_at_restart = ended
+                replace = self.n_workers
+        if replace:
+            waiting = self.handle.row_counts().get(states.WAITING, 0)
+            replace = min(replace, max(waiting, 1), self.n_workers)
+            started = self.launcher.respawn(self.handle.name, self.handle.url, replace)
+            if started:
+                self.echo(f"started {started} worker(s) to replace ones that died")
+        return bool(self.launcher.alive())
+
+    def _settle(self, i: int, code: int) -> bool:
+        """Settle the runs the dead worker i held; True when it held any (it is worth replacing)."""
+        import signal
+
+        where = self.launcher.process_of(i)
+        if where is None:
+            return False
+        name = signal.Signals(-code).name if code < 0 and -code in signal.valid_signals() else None
+        if name in CRASH_SIGNALS:
+            self.handle.workers_registry.mark_process(*where, state=f"crashed:{name}")
+        how = f"killed by {name}" if name else f"exit code {code}"
+        held = [r for r in self.handle.rows([states.RUNNING]) if _runs_on(r.worker, where)]
+        settled = self.handle.reap_lost(follow_ups=self.follow_ups)
+        mine = [r.key for r in held if r.key in settled]
+        if mine:
+            self.echo(f"worker {i} died ({how}) holding {', '.join(mine)}: settled")
+        return bool(mine)
+
+    def _work_left(self) -> bool:
+        self.handle.reap_lost(follow_ups=self.follow_ups)
+        return bool(self.handle.row_counts().get(states.WAITING, 0))
+
+
+def _runs_on(worker: str | None, where: tuple[str, int]) -> bool:
+    """Whether a worker id (host-pid-suffix, see worker.new_worker_id) names this process."""
+    host, pid = where
+    return bool(worker) and str(worker).startswith(f"{host}-{pid}-")
+
+
+def never_completed(handle: Any) -> dict[str, str]:
+    """Configurations (a run and its retries) that ended without a result because their workers
+    were lost or crashed, with why: the runs `worker.requeue` could not save."""
+    ended: dict[str, str] = {}
+    good: set[str] = set()
+    for row in handle.rows():
+        base = row.key.partition("/retry:")[0]
+        if row.state in (states.DONE, states.PRUNED, states.WAITING, states.RUNNING):
+            good.add(base)
+        elif row.state == states.FAILED and row.attrs.get("failure_reason"):
+            ended[base] = str(row.attrs["failure_reason"])
+    return {k: v for k, v in ended.items() if k not in good}
+
+
+def _tally(reasons: Any) -> list[str]:
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    return [f"{n} x {reason}" if n > 1 else reason for reason, n in counts.items()]
 
 
 def run_index(handle: Any, strategy: Any, index: int, echo: Echo = silent) -> RunResult:

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rlsweep import __version__
@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    restore = _terminate_as_interrupt()
     try:
         return int(args.execute(args))
     except RlsweepError as exc:
@@ -73,6 +74,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             fh.write(traceback.format_exc())
         print(f"rlsweep: internal error: {type(exc).__name__}: {exc} (traceback in {LOG_FILE}; --debug shows it)", file=sys.stderr)
         return 1
+    finally:
+        restore()
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """SIGTERM (what `timeout`, `kill` and a SLURM time limit send) stops a command like Ctrl-C:
+    running runs are marked interrupted and resume on the next `rlsweep run` (exit code 130).
+    Returns a function that puts the previous handler back (main() called from a program)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    before = signal.getsignal(signal.SIGTERM)
+
+    def once(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not break the cleanup
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, once)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, before)
+
+    return restore
 
 
 def run_main() -> None:

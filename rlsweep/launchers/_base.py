@@ -38,6 +38,16 @@ class Launcher(ABC):
     def discard(self) -> None:
         """Release what `prestart` started and `launch` did not use; called on every way out."""
 
+    def process_of(self, i: int) -> tuple[str, int] | None:
+        """(host, pid) of started worker i, where the launcher knows it (local processes); the
+        supervisor then settles a dead worker's runs at once instead of after `lost_after`."""
+        return None
+
+    def respawn(self, study: str, storage_url: str, count: int) -> int:
+        """Start `count` more workers to replace dead ones; returns how many it started (0: this
+        launcher cannot, e.g. a fixed array job)."""
+        return 0
+
     def log_location(self) -> str:
         """Where the workers' output can be read (shown when a worker crashed)."""
         return "the workers' own logs"

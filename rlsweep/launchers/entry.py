@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import importlib
 import json
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 # Imported ahead of need by standby workers while `rlsweep run` creates the study.
 PRELOAD = ("rlsweep.study", "rlsweep.worker", "rlsweep.strategies", "optuna.storages._rdb.models",
@@ -43,21 +41,15 @@ def serve(
     import logging
 
     from rlsweep.study import StudyHandle
-    from rlsweep.worker import Worker
+    from rlsweep.worker import Worker, handle_interrupts
 
     logging.getLogger("rlsweep").setLevel(logging.INFO)
     say = echo or (lambda message: print(message, flush=True))
 
-    def _interrupt_once(signum: int, frame: Any) -> None:
-        # The first Ctrl-C stops the run cleanly; later ones must not break that cleanup.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    handle_interrupts()  # the first SIGINT/SIGTERM stops the run cleanly; later ones are ignored
     handle = StudyHandle.load(study, url)
     worker = Worker(handle, worker_id, echo=say)
+    worker.own_process = True
     n = worker.loop(max_runs=max_runs)
     say(f"worker {worker.id}: {n} run(s) finished; no more work")
     return n

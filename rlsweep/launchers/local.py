@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.launchers._base import Launcher
+from rlsweep.procs import die_with_parent, preexec_die_with_parent
 from rlsweep.threads import limit_threads
 
 
@@ -54,9 +56,12 @@ class LocalLauncher(Launcher):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
+            # Its own session (a terminal's Ctrl-C reaches it once, through us), and SIGTERM when
+            # this process dies, even by SIGKILL: a worker never outlives `rlsweep run`.
             return subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
-            )
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=preexec_die_with_parent(signal.SIGTERM), **kwargs,
+            )  # fmt: skip
         finally:
             log.close()
 
@@ -121,11 +126,19 @@ class LocalLauncher(Launcher):
                 self.procs.append(p)
             except OSError:  # it died in standby (its log says why): start a fresh one instead
                 p.wait()
+        self.respawn(study, storage_url, n_workers - len(self.procs))
+        self.discard()  # standby workers beyond n_workers (after the launched ones: their logs stay)
+
+    def respawn(self, study: str, storage_url: str, count: int) -> int:
         gpus = visible_gpus()
-        for i in range(len(self.procs), n_workers):
+        for _ in range(count):
+            i = len(self.procs)
             cmd = [sys.executable, "-m", "rlsweep", "worker", "--study", study]
             self.procs.append(self._start(i, cmd, self._env(i, gpus, storage_url)))
-        self.discard()  # standby workers beyond n_workers (after the launched ones: their logs stay)
+        return max(0, count)
+
+    def process_of(self, i: int) -> tuple[str, int] | None:
+        return socket.gethostname(), int(self.procs[i].pid)
 
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.procs)
@@ -203,11 +216,13 @@ def _fork_worker(log_path: Path, env: dict[str, str], warm: list[str]) -> _Forke
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
         code = 1
         try:
             os.setsid()
+            die_with_parent(signal.SIGTERM, parent)  # never outlive `rlsweep run`, even if it is SIGKILLed
             os.close(write_fd)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)

@@ -31,7 +31,9 @@ __all__ = [
     "QueueRow", "RunSpec", "RunTrial", "StudyHandle", "StudyView", "open_study",
 ]  # fmt: skip
 log = logging.getLogger("rlsweep.study")
-# (lost row, its ended trial) -> the runs to queue after it; see `StudyHandle.reap_lost`.
+LOST_COUNT = "_lost"  # on a queue row: how often this run's worker was lost (carried to its retries)
+# (row, its ended trial, or None for a run that failed without one) -> the runs to queue after it;
+# see `StudyHandle.reap_lost`.
 FollowUps = Callable[["QueueRow", Any], Sequence["RunSpec"]]
 
 
@@ -127,9 +129,9 @@ class StudyHandle:
     def row_counts(self) -> dict[str, int]:
         return self.queue.row_counts()
 
-    def requeue(self, row: QueueRow, reason: str) -> str | None:
+    def requeue(self, row: QueueRow, reason: str) -> str:
         """Queue a lost or interrupted run again under a new key (same configuration and seed)."""
-        return self.queue.requeue(row, reason, max_retries=self.sweep.worker.requeue, params_of=lambda n: dict(self.trial(n).params))
+        return self.queue.requeue(row, reason, params_of=lambda n: dict(self.trial(n).params))
 
     # ---------------------------------------------------------------- trials
     def create_trial(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> RunTrial:
@@ -220,6 +222,7 @@ class StudyHandle:
 
         lost_after = self.sweep.worker.lost_after if lost_after is None else lost_after
         silent = self.workers_registry.silent(lost_after)
+        crashed = self.workers_registry.crashed()
         ended = {TrialState.COMPLETE: states.DONE, TrialState.PRUNED: states.PRUNED, TrialState.FAIL: states.FAILED}
         done: list[str] = []
         for row in self.rows([states.RUNNING]):
@@ -227,26 +230,65 @@ class StudyHandle:
                 continue
             trial = self._trial_of(row)
             if trial is not None and trial.state in ended:
-                if follow_ups is not None:
-                    try:
-                        self.enqueue(follow_ups(row, trial))
-                    except Exception as exc:  # the row still ends; `strategy.recover` queues what is missing on resume
-                        log.warning("run %s: could not queue the runs after it: %s", row.key, exc)
+                self._follow(row, trial, follow_ups)
                 if self.set_row(row.id, only_if_state=states.RUNNING, state=ended[trial.state], trial_number=trial.number):
+                    done.append(row.key)
+                continue
+            how = crashed.get(row.worker or "")
+            if how is not None:  # a crash (segfault, abort) would repeat: the run fails, it is not retried
+                reason = str(row.attrs.get("failure_reason") or f"worker crashed ({_describe_signal(how)}) while training this run")
+                if trial is not None:
+                    self.trials.fail_lost(trial, reason)
+                self._follow(row, None, follow_ups)  # None: the run failed
+                attrs = dict(row.attrs, failure_reason=reason)
+                if self.set_row(row.id, only_if_state=states.RUNNING, state=states.FAILED, attrs=attrs, trial_number=getattr(trial, "number", None)):
                     done.append(row.key)
                 continue
             note = states.WORKER_LOST if trial is not None else f"{states.WORKER_LOST} before the run's trial was created"
             if not self.set_row(row.id, only_if_state=states.RUNNING, state=states.LOST, attrs=dict(row.attrs, lost_reason=note)):
                 continue
+            # Each loss spends one of `worker.requeue`; when none is left the run ends as failed,
+            # saying so (it is never dropped). Interruptions (Ctrl-C) spend nothing.
+            lost = int(row.attrs.get(LOST_COUNT, 0)) + 1
+            row.attrs[LOST_COUNT] = lost
+            spent = lost > self.sweep.worker.requeue
+            reason = states.WORKER_LOST
+            if spent:
+                reason = f"{states.WORKER_LOST} {lost} time{'s' if lost != 1 else ''} (worker.requeue: {self.sweep.worker.requeue} spent)"
             if trial is not None:
-                self.trials.fail_lost(trial, states.WORKER_LOST)
+                self.trials.fail_lost(trial, reason)
                 row.trial_number = trial.number
-            self.requeue(row, states.WORKER_LOST)
+            if not spent:
+                self.requeue(row, states.WORKER_LOST)
+            else:
+                self._follow(row, None, follow_ups)  # None: the run failed
+                attrs = dict(row.attrs, lost_reason=note, failure_reason=reason)
+                self.set_row(row.id, state=states.FAILED, attrs=attrs, trial_number=row.trial_number)
             done.append(row.key)
         return done
 
+    def _follow(self, row: QueueRow, trial: Any, follow_ups: FollowUps | None) -> None:
+        """Queue the runs after a run settled for a dead worker (before its row leaves "running")."""
+        if follow_ups is None:
+            return
+        try:
+            self.enqueue(follow_ups(row, trial))
+        except Exception as exc:  # the row still ends; `strategy.recover` queues what is missing on resume
+            log.warning("run %s: could not queue the runs after it: %s", row.key, exc)
+
     def _trial_of(self, row: QueueRow) -> Any:
         return self.trials.of_row(row.trial_number, row.key)
+
+
+def _describe_signal(name: str) -> str:
+    """'SIGSEGV' -> 'SIGSEGV: Segmentation fault' (the name alone when the system has no text)."""
+    import signal
+
+    try:
+        text = signal.strsignal(signal.Signals[name])
+    except (KeyError, ValueError):
+        text = None
+    return f"{name}: {text}" if text else name
 
 
 def _check_compatible(stored_json: str | None, loaded: LoadedSweep, url: str) -> None:

@@ -176,15 +176,11 @@ class RunQueue:
             result = con.execute(sa.select(t.c.state, sa.func.count()).where(t.c.study == self.name).group_by(t.c.state))
             return {state: int(n) for state, n in result}
 
-    def requeue(self, row: QueueRow, reason: str, *, max_retries: int, params_of: Callable[[int], dict[str, Any]]) -> str | None:
+    def requeue(self, row: QueueRow, reason: str, *, params_of: Callable[[int], dict[str, Any]]) -> str:
         """Queue a lost or interrupted run again under a new key (same configuration and seed).
         `params_of(trial_number)` gives the params of a row that had no fixed ones."""
-        base, _, tail = row.key.partition("/retry:")
-        retries = int(tail) + 1 if tail.isdigit() else 1
-        if reason == states.WORKER_LOST and retries > max_retries:
-            return None
-        if reason == states.INTERRUPTED_REASON:
-            retries = _next_retry(base, {r.key for r in self.rows()})
+        base = row.key.partition("/retry:")[0]
+        retries = _next_retry(base, {r.key for r in self.rows()})
         key = f"{base}/retry:{retries}"
         attrs = dict(row.attrs, retry_of=row.trial_number, retry_reason=reason)
         params = row.params

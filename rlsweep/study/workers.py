@@ -38,13 +38,51 @@ class WorkerRegistry:
         with self.engine.connect() as con:
             return [dict(r) for r in con.execute(sa.select(w).where(w.c.study == self.name)).mappings()]
 
+    def mark_process(self, host: str, pid: int, state: str) -> int:
+        """Set the state of this study's live workers run by process `pid` on `host` (the launcher
+        saw it exit; e.g. "crashed:SIGSEGV"); returns how many rows changed."""
+        w = self.table
+        with self.engine.begin() as con:
+            result = con.execute(
+                w.update().where(w.c.study == self.name, w.c.host == host, w.c.pid == pid, w.c.state == "alive").values(state=state)
+            )
+            return int(result.rowcount or 0)
+
     def silent(self, lost_after: float, now: float | None = None) -> Any:
-        """A predicate: is `worker` silent (not alive, or no heartbeat for `lost_after` s)?"""
+        """A predicate: is `worker` silent (not alive, no heartbeat for `lost_after` s, or a process
+        of this host that no longer exists: a worker known dead is not waited for)?"""
         now = time.time() if now is None else now
-        beats = {w["id"]: (w["heartbeat"], w["state"]) for w in self.all()}
+        host = socket.gethostname()
+        beats = {w["id"]: (w["heartbeat"], w["state"], w["host"], w["pid"]) for w in self.all()}
 
         def is_silent(worker: str | None) -> bool:
-            beat, state = beats.get(worker or "", (0.0, "lost"))
-            return not (state == "alive" and now - beat < lost_after)
+            beat, state, on, pid = beats.get(worker or "", (0.0, "lost", None, None))
+            if state != "alive" or now - beat >= lost_after:
+                return True
+            return on == host and pid is not None and not _process_exists(int(pid))
 
         return is_silent
+
+    def crashed(self) -> dict[str, str]:
+        """Workers whose launcher saw them crash, with how (their runs fail instead of re-running)."""
+        return {w["id"]: w["state"].removeprefix(CRASHED) for w in self.all() if str(w["state"]).startswith(CRASHED)}
+
+
+CRASHED = "crashed:"  # worker state "crashed:SIGSEGV": its launcher saw it die of that signal (<= 16 chars)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    # A zombie (exited, not yet reaped by its parent) still answers kill(0); it is dead all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True

@@ -3,6 +3,8 @@ that trains runs of different widths in separate groups (as the JAX trainer spli
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +14,12 @@ from rlsweep.trainers.function import FunctionTrainer
 
 
 def interrupted(runs: list[RunContext]) -> None:
+    """Ctrl-C mid-batch: a real SIGINT to this process (a KeyboardInterrupt the trainer raised by
+    itself would fail its runs instead)."""
     for run in runs:
         run.report(run.eval_every, {"eval/mean_return": 1.0})
-    raise KeyboardInterrupt
+    signal.raise_signal(signal.SIGINT)
+    time.sleep(10)  # the handler raises before this ends
 
 
 class GroupedTrainer(FunctionTrainer):
