@@ -1,0 +1,65 @@
+"""No training program outlives `rlsweep run`: SIGKILL it, and its workers (which die with it)
+take their programs along (each program dies with its worker; one that ignores the stop signal is
+killed after the grace period)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+PROG = str(Path(__file__).with_name("command_prog.py"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_sigkill_of_rlsweep_run_leaves_no_program_behind(tmp_path: Path) -> None:
+    sweep = {
+        "study": "orphans",
+        "trainer": {
+            "kind": "command",
+            "command": ["{python}", PROG, "--steps=100000", "--pause=0.2", "--pid-file={run_dir}/pid", "--ignore=SIGTERM"],
+            "grace": 1,
+            "metrics": {"regex": r"step=(?P<step>\d+) value=(?P<value>\S+)"},
+            "timesteps": 10**9,
+        },
+        "objective": {"metric": "value"},
+        "strategy": {"name": "grid", "seeds": 2},
+        "storage": f"sqlite:///{tmp_path}/study.db",
+        "artifacts": str(tmp_path / "artifacts"),
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "rlsweep", "run", str(path), "--workers", "2", "--quiet"],
+        cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        pid_files = [tmp_path / "artifacts" / str(n) / "pid" for n in (0, 1)]
+        deadline = time.monotonic() + 120
+        while not all(p.exists() for p in pid_files):
+            assert run.poll() is None and time.monotonic() < deadline, "the programs did not start"
+            time.sleep(0.2)
+        pids = [int(p.read_text()) for p in pid_files]
+        assert all(_alive(pid) for pid in pids)
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in pids if _alive(pid)]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
