@@ -106,6 +106,14 @@ def run(spec: dict[str, Any], root: Path) -> tuple[float, float]:
     )
     best = max((t.value for t in study.trials if t.value is not None), default=float("nan"))
     print(f"   {wall:.1f} s, best final return {best:.1f}", flush=True)
+    batches = {
+        t.user_attrs["batch"]["id"]: t.user_attrs["batch"] for t in study.trials if "batch" in t.user_attrs
+    }
+    for b in batches.values():  # the JAX side: each worker's batch, compile vs train seconds
+        print(
+            f"   batch {b['id']}: {b['size']} runs, compile {b['compile_s']:.1f} s, train {b['train_s']:.1f} s",
+            flush=True,
+        )
     return wall, best
 
 
