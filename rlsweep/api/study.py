@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlsweep import states
 from rlsweep.api.engine import Echo, RunResult, silent
+
+if TYPE_CHECKING:
+    from rlsweep.analysis.shards import Shard
 
 
 class Study:
@@ -206,15 +209,19 @@ class Study:
         statistic: str = "mean",
         source: str = "auto",
         workers: int | None = None,
+        shard: str | tuple[int, int] | Shard | None = None,
         echo: Echo = silent,
     ) -> Any:
         """Evaluate final policies on held-out seeds, keep those with `statistic` >= `threshold`
-        (links in runs/<study>/mature/index.json). Returns one row per policy, best first."""
+        (links in runs/<study>/mature/index.json). Returns one row per policy judged here, best first.
+
+        `shard="K/N"` evaluates only shard K's share of the policies (another machine runs the
+        others); each verdict is stored in the study under a key of its own, so `mature_results()`,
+        the report and `render(mature=True)` see every shard's."""
         import os
 
-        import pandas as pd
-
-        from rlsweep.analysis.mature import gather, judge
+        from rlsweep.analysis import mature as m
+        from rlsweep.analysis.shards import parse_shard
         from rlsweep.errors import ConfigError
         from rlsweep.trainers import policy_trainer
 
@@ -223,22 +230,47 @@ class Study:
             raise ConfigError(f"statistic must be mean, iqm, median or min, got {statistic!r}")
         if source not in ("auto", "search", "reseed", "all"):
             raise ConfigError(f"source must be auto, search, reseed or all, got {source!r}")
+        part = parse_shard(shard)
         policy_trainer(self.handle.sweep.trainer, "mature", self.name)
-        verdicts = judge(
-            self.handle.view(), threshold, episodes, how=statistic, source=source, workers=workers or os.cpu_count() or 1,
-            echo=echo, store=_store_returns,
+        asked = m.request(threshold, statistic, episodes, source)
+        # Every shard writes the same request (no read-modify-write): it names the verdicts that count.
+        self.handle.study.set_user_attr(m.REQUEST_ATTR, asked)
+        view = self.handle.view()
+        runs = m.listed(view, source)
+        self.mature_listed = len(runs)  # policies over all shards
+        verdicts = m.judge(
+            view, threshold, episodes, how=statistic, source=source, workers=workers or os.cpu_count() or 1,
+            shard=part, runs=runs, echo=echo, store=_store_returns,
         )  # fmt: skip
+        for v in verdicts:
+            self.handle.study.set_user_attr(m.verdict_key(v), m.stored_form(v, asked, part))
+        everything = verdicts if part is None else m.stored(self.handle.view())[1]
         self.mature_index = None
-        if verdicts:
-            self.mature_index = gather(
-                verdicts, Path("runs") / self.name / "mature", threshold=threshold, how=statistic, episodes=episodes
-            )
-        rows = [
-            {"study": v.study, "run": v.run, "config_id": v.config_id, "seed": v.seed, statistic: v.score,
-             "min": min(v.returns), "max": max(v.returns), "mature": v.mature, "model": v.model}
-            for v in verdicts
-        ]  # fmt: skip
-        return pd.DataFrame(rows, columns=["study", "run", "config_id", "seed", statistic, "min", "max", "mature", "model"])
+        if everything:
+            self.mature_index = m.gather(
+                everything, Path("runs") / self.name / "mature", threshold=threshold, how=statistic, episodes=episodes,
+                only=None if part is None else verdicts,
+            )  # fmt: skip
+        return _verdict_frame(verdicts, statistic)
+
+    def mature_results(self) -> Any:
+        """Every verdict stored for the latest `mature` request (all shards'), best first, with the
+        request's statistic as a column; the request itself is in `.attrs["request"]`."""
+        from rlsweep.analysis.mature import stored
+
+        asked, verdicts = stored(self.handle.view())
+        frame = _verdict_frame(verdicts, (asked or {}).get("statistic", "mean"))
+        frame.attrs["request"] = asked
+        return frame
+
+    def rendered(self) -> Any:
+        """Every file `render` recorded in the study (all shards' and machines'): path, study, run,
+        config_id, seed, return, length, step (checkpoint timelines), shard."""
+        import pandas as pd
+
+        from rlsweep.render.study import RECORD_COLUMNS, rendered
+
+        return pd.DataFrame(rendered(self.handle.view()), columns=list(RECORD_COLUMNS))
 
     def render(
         self,
@@ -256,12 +288,17 @@ class Study:
         max_steps: int = 1000,
         workers: int | None = None,
         out: str | Path | None = None,
+        shard: str | tuple[int, int] | Shard | None = None,
         echo: Echo = silent,
     ) -> list[Any]:
         """Record episodes of the mature policies, the `top` configurations' best runs, one `run`, or
-        one run at every saved checkpoint; returns the outcomes (each with `.results[i].path`)."""
+        one run at every saved checkpoint; returns the outcomes (each with `.results[i].path`).
+
+        `shard="K/N"` renders only shard K's share of the jobs (split on their output paths); every
+        written file is recorded in the study under a key of its own (`rendered()`, the report)."""
         import os
 
+        from rlsweep.analysis.shards import parse_shard
         from rlsweep.render import study as select
         from rlsweep.render.pool import render_many
 
@@ -269,6 +306,7 @@ class Study:
             mature=mature, top=top, run=run, checkpoints=checkpoints, episodes=episodes, seed=seed, format=format,
             fps=fps, size=size, overlay=overlay, max_steps=max_steps, workers=workers,
         )  # fmt: skip
+        part = parse_shard(shard)
         handle = self.handle.view()
         select.require_policies(handle)
         root = Path("runs")
@@ -282,9 +320,18 @@ class Study:
         elif run is not None:
             policy = select.policy_of(handle, select.find_run(handle, run))
             jobs = select.policy_jobs([policy], out_dir, handle.name, **options)
-        n = min(workers or os.cpu_count() or 1, len(jobs))
+        if part is not None:
+            total = len(jobs)
+            jobs = part.take(jobs, key=lambda job: str(job.out_path))
+            echo(f"shard {part}: {len(jobs)} of {total} render jobs")
+        n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
         echo(f"rendering {len(jobs)} polic{'y' if len(jobs) == 1 else 'ies'} x {episodes} episode(s) on {n} process(es)")
-        return list(render_many(jobs, n))
+        outcomes = list(render_many(jobs, n)) if jobs else []
+        for outcome in outcomes:
+            for result in outcome.results:
+                key, record = select.render_record(outcome.job, result, part)
+                self.handle.study.set_user_attr(key, record)
+        return outcomes
 
     # ------------------------------------------------------------------ more runs
     def reseed(
@@ -401,6 +448,17 @@ def render_options(
     if format not in ("gif", "mp4"):
         raise ConfigError(f"format must be gif or mp4, got {format!r}")
     return {"episodes": episodes, "seed": seed, "fmt": format, "fps": fps, "size": size, "overlay": overlay, "max_steps": max_steps}
+
+
+def _verdict_frame(verdicts: list[Any], statistic: str) -> Any:
+    import pandas as pd
+
+    rows = [
+        {"study": v.study, "run": v.run, "config_id": v.config_id, "seed": v.seed, statistic: v.score,
+         "min": min(v.returns), "max": max(v.returns), "mature": v.mature, "model": v.model}
+        for v in verdicts
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["study", "run", "config_id", "seed", statistic, "min", "max", "mature", "model"])
 
 
 def _store_returns(handle: Any, candidate: Any, returns: list[float]) -> None:

@@ -1,6 +1,7 @@
 """`rlsweep render STUDY --mature | --top N | --run N [--checkpoints]`: record seeded episodes of saved
 policies as GIF or MP4 under runs/<study>/render/, each with a JSON sidecar (run, configuration,
-seed, return, behaviour descriptor)."""
+seed, return, behaviour descriptor). With --shard K/N, N commands each render their share; every
+file is recorded in the study, so the report shows them all."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, help="render processes (default: cores)")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<study>/render)")
+    p.add_argument(
+        "--shard", metavar="K/N", help="render only shard K of N (0 <= K < N) of the files, e.g. $SLURM_ARRAY_TASK_ID/8"
+    )
     return p
 
 
@@ -59,6 +63,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 def execute(args: argparse.Namespace) -> int:
     import time
 
+    from rlsweep.analysis.shards import parse_shard
     from rlsweep.api import Study
     from rlsweep.api.study import render_options
 
@@ -68,9 +73,10 @@ def execute(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, workers=args.workers,
     )  # fmt: skip
     render_options(**options)  # bad options are reported before the study is opened
+    shard = parse_shard(args.shard)
     study = Study(open_handle(args))
     t0 = time.perf_counter()
-    outcomes = study.render(**options, out=args.out, echo=lambda message: print(message, flush=True))
+    outcomes = study.render(**options, out=args.out, shard=shard, echo=lambda message: print(message, flush=True))
     handle = study.handle
     failed = 0
     for outcome in outcomes:

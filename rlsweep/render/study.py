@@ -1,13 +1,16 @@
 """Which saved policies of a study to render, and the render jobs for them.
 
-A policy is chosen from the mature index (`runs/<study>/mature/index.json`, whose entries may belong
-to reseed children in the same storage), from the best configurations, or as one run, optionally
-with every checkpoint it saved. Every choice is checked before anything renders, so a bad request
-fails with one line and exit code 2.
+A policy is chosen from the mature verdicts stored in the study (every shard's; an older study's
+`runs/<study>/mature/index.json` otherwise; entries may belong to reseed children in the same
+storage), from the best configurations, or as one run, optionally with every checkpoint it saved.
+Every choice is checked before anything renders, so a bad request fails with one line and exit
+code 2. Each written file is recorded in the study (`render_record`, one attribute per file), so
+shards on several machines list all their files together (`rendered`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -20,6 +23,8 @@ from rlsweep.render.pool import RenderJob, timeline_jobs
 from rlsweep.study.attrs import MODEL_ATTR
 
 _STEP = re.compile(r"step_(\d+)\.zip$")
+RENDER_PREFIX = "rlsweep:render:"  # + a digest of the file's absolute path, one per written file
+RECORD_COLUMNS = ("path", "study", "run", "config_id", "seed", "return", "length", "step", "final", "shard")
 
 
 @dataclass(frozen=True)
@@ -81,24 +86,32 @@ def find_run(handle: Any, number: int) -> Any:
 
 
 def mature_policies(handle: Any, root: Path) -> list[Policy]:
-    """Every policy listed as mature in runs/<study>/mature/index.json (reseed children's included)."""
+    """Every policy judged mature by the latest `rlsweep mature` (all its shards, reseed children's
+    runs included): from the verdicts stored in the study, else from runs/<study>/mature/index.json."""
+    from rlsweep.analysis.mature import stored
     from rlsweep.errors import StorageError
     from rlsweep.study.view import open_view
 
-    path = root / handle.name / "mature" / "index.json"
-    try:
-        index = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no mature index for study '{handle.name}' ({path}); run 'rlsweep mature {handle.name} --threshold X' first"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); run 'rlsweep mature' again") from None
-    entries = index.get("mature", [])
+    asked, verdicts = stored(handle)
+    if asked is not None and verdicts:
+        entries: list[dict[str, Any]] = [{"study": v.study, "run": v.run, "model": v.model} for v in verdicts if v.mature]
+        where, judged, threshold = f"study '{handle.name}'", len(verdicts), asked.get("threshold")
+    else:
+        path = root / handle.name / "mature" / "index.json"
+        try:
+            index = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no mature verdicts for study '{handle.name}' (none stored, no {path}); run 'rlsweep mature {handle.name} --threshold X' first"
+            ) from None
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not valid JSON ({exc}); run 'rlsweep mature' again") from None
+        entries = list(index.get("mature", []))
+        where, judged, threshold = str(path), len(index.get("evaluated", [])), index.get("threshold")
     if not entries:
         raise ConfigError(
-            f"no policy of study '{handle.name}' is mature ({len(index.get('evaluated', []))} evaluated, threshold "
-            f"{index.get('threshold')}); run 'rlsweep mature' with a lower --threshold"
+            f"no policy of study '{handle.name}' is mature ({judged} evaluated, threshold "
+            f"{threshold}); run 'rlsweep mature' with a lower --threshold"
         )
     handles = {handle.name: handle}
     policies = []
@@ -108,11 +121,41 @@ def mature_policies(handle: Any, root: Path) -> list[Policy]:
             try:
                 handles[name] = open_view(name, handle.url)
             except StorageError as exc:
-                raise ConfigError(f"{path} lists study '{name}', which cannot be opened: {exc}") from None
+                raise ConfigError(f"{where} lists study '{name}', which cannot be opened: {exc}") from None
             require_policies(handles[name])
         owner = handles[name]
         policies.append(policy_of(owner, find_run(owner, int(entry["run"])), entry.get("model")))
     return policies
+
+
+def render_record(job: RenderJob, result: Any, shard: Any = None) -> tuple[str, dict[str, Any]]:
+    """The study attribute (key, value) that records one written file; the key is the file's own, so
+    shards never write the same one."""
+    path = str(Path(result.path).resolve())
+    extra = job.extra or {}
+    record = {
+        "path": path,
+        "study": extra.get("study"),
+        "run": job.run,
+        "config_id": job.config_id,
+        "seed": result.seed,
+        "return": result.episode_return,
+        "length": result.length,
+        "step": extra.get("step"),
+        "final": bool(extra.get("final")),
+        "shard": None if shard is None else str(shard),
+    }
+    return RENDER_PREFIX + hashlib.sha1(path.encode()).hexdigest()[:20], record
+
+
+def rendered(handle: Any) -> list[dict[str, Any]]:
+    """Every file recorded by `render_record` in the study, by path (whether or not it is on this machine)."""
+    found = [
+        {k: value.get(k) for k in RECORD_COLUMNS}
+        for key, value in handle.user_attrs.items()
+        if key.startswith(RENDER_PREFIX) and isinstance(value, dict)
+    ]
+    return sorted(found, key=lambda r: str(r["path"]))
 
 
 def top_policies(handle: Any, n: int) -> list[Policy]:

@@ -2,7 +2,8 @@
 
 Reads only: trials and their attributes, the metrics table (learning curves), Optuna's parameter
 importance, the rendered files and their sidecars under runs/<study>/render/ (and the reseed
-children's), and the mature index. Nothing here trains, evaluates or renders.
+children's) and those the study records (every render shard's), and the mature verdicts the study
+stores (every shard's; an older study's mature index). Nothing here trains, evaluates or renders.
 """
 
 from __future__ import annotations
@@ -143,8 +144,9 @@ def children(handle: Any) -> list[Any]:
     return found
 
 
-def gallery(folders: Sequence[Path], *, seed: int = 0) -> list[dict[str, Any]]:
-    """Every rendered file with a sidecar under `folders`, with its behaviour cluster.
+def gallery(folders: Sequence[Path], *, seed: int = 0, files: Sequence[Path] = ()) -> list[dict[str, Any]]:
+    """Every rendered file with a sidecar under `folders` or among `files` (those the study records,
+    wherever they were written), each once, with its behaviour cluster.
 
     Policies' episodes are clustered together on their sidecar descriptors (descriptors of another
     length, from another environment, are left unclustered); checkpoint-timeline files (a `step` in
@@ -153,31 +155,33 @@ def gallery(folders: Sequence[Path], *, seed: int = 0) -> list[dict[str, Any]]:
     from rlsweep.analysis.behaviour import cluster_behaviours, distinguishing
 
     items: list[dict[str, Any]] = []
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() not in MEDIA_SUFFIXES or not path.is_file():
-                continue
-            sidecar = path.with_name(path.name + ".json")
-            try:
-                meta = json.loads(sidecar.read_text())
-            except (OSError, ValueError):
-                continue  # a file without its sidecar (or being written): nothing to label it with
-            items.append(
-                {
-                    "path": str(path),
-                    "return": meta.get("return"),
-                    "seed": meta.get("seed"),
-                    "train_seed": meta.get("train_seed"),
-                    "config_id": meta.get("config_id"),
-                    "run": meta.get("run"),
-                    "study": meta.get("study"),
-                    "step": meta.get("step"),
-                    "final": bool(meta.get("final")),
-                    "timeline": meta.get("step") is not None,
-                    "behaviour": meta.get("behaviour") or [],
-                    "behaviour_names": meta.get("behaviour_names") or [],
-                }
-            )
+    found = [path for folder in folders for path in sorted(folder.rglob("*"))]
+    seen: set[Path] = set()
+    for path in [*found, *sorted(files)]:
+        if path.suffix.lower() not in MEDIA_SUFFIXES or not path.is_file() or path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        sidecar = path.with_name(path.name + ".json")
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            continue  # a file without its sidecar (or being written): nothing to label it with
+        items.append(
+            {
+                "path": str(path),
+                "return": meta.get("return"),
+                "seed": meta.get("seed"),
+                "train_seed": meta.get("train_seed"),
+                "config_id": meta.get("config_id"),
+                "run": meta.get("run"),
+                "study": meta.get("study"),
+                "step": meta.get("step"),
+                "final": bool(meta.get("final")),
+                "timeline": meta.get("step") is not None,
+                "behaviour": meta.get("behaviour") or [],
+                "behaviour_names": meta.get("behaviour_names") or [],
+            }
+        )
     policies = [i for i, item in enumerate(items) if not item["timeline"] and item["behaviour"]]
     by_length: dict[int, list[int]] = defaultdict(list)
     for i in policies:
@@ -198,8 +202,23 @@ def gallery(folders: Sequence[Path], *, seed: int = 0) -> list[dict[str, Any]]:
     return items
 
 
-def mature(root: Path, name: str) -> tuple[list[dict[str, Any]], str | None]:
-    """The mature policies of runs/<study>/mature/index.json, and a line on how they were chosen."""
+def mature(root: Path, name: str, handle: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+    """The mature policies (the verdicts `handle`'s study stores for the latest request, all shards';
+    else runs/<study>/mature/index.json), and a line on how they were chosen."""
+    from dataclasses import asdict
+
+    from rlsweep.analysis.mature import stored
+
+    asked, verdicts = stored(handle) if handle is not None else (None, [])
+    if asked is not None and verdicts:
+        chosen = [asdict(v) for v in verdicts if v.mature]
+        shards = {value.get("shard") for key, value in handle.user_attrs.items() if _is_verdict(key, value, asked)}
+        by = f" ({len(shards)} shards)" if len(shards - {None}) > 1 else ""
+        note = (
+            f"{len(chosen)} of {len(verdicts)} policies{by} have {asked.get('statistic', 'mean')} return "
+            f">= {asked.get('threshold')} over {asked.get('episodes')} held-out episodes."
+        )
+        return chosen, note
     path = root / name / "mature" / "index.json"
     try:
         index = json.loads(path.read_text())
@@ -219,6 +238,7 @@ def build_study_report(
     """Write the study's report (default runs/<study>/report/index.html) and return its path."""
     from rlsweep.analysis import lineage
     from rlsweep.analysis.ranking import rank
+    from rlsweep.render.study import rendered
     from rlsweep.report.html import build_report
 
     root = Path(root)
@@ -226,7 +246,7 @@ def build_study_report(
     trials = handle.get_trials(deepcopy=False)
     kids = children(handle)
     scores, note = importance(handle)
-    chosen, mature_note = mature(root, handle.name)
+    chosen, mature_note = mature(root, handle.name, handle)
     population = None
     if any("member" in t.user_attrs for t in trials):
         gen_runs = lineage.population_runs(trials, handle.decode, interval=handle.sweep.strategy.interval)
@@ -238,7 +258,7 @@ def build_study_report(
         objective=handle.sweep.objective.metric,
         mode=handle.sweep.objective.mode,
         study=summary(handle, trials),
-        gallery=gallery(folders, seed=seed),
+        gallery=gallery(folders, seed=seed, files=[Path(str(r["path"])) for r in rendered(handle)]),
         importance=scores,
         importance_note=note,
         mature=chosen,
@@ -250,3 +270,9 @@ def build_study_report(
         seed=seed,
         log_params={p.name for p in handle.space.params if p.log},
     )
+
+
+def _is_verdict(key: str, value: Any, asked: dict[str, Any]) -> bool:
+    from rlsweep.analysis.mature import VERDICT_PREFIX
+
+    return key.startswith(VERDICT_PREFIX) and isinstance(value, dict) and value.get("request") == asked
