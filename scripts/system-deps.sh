@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages the full test suite uses: MariaDB (storage tests) and Chromium (report page check).
+# System packages the full test suite uses: MariaDB (storage tests), Chromium (report page check) and
+# OpenMPI's mpiexec (the MPI worker test).
 # Installs the missing ones with apt-get when run as root; otherwise says what is missing. One line
 # per package; apt's own output goes to .ci/.system-deps.log. RLSWEEP_NO_SYSTEM_DEPS=1 skips it all.
 set -uo pipefail
@@ -12,11 +13,14 @@ mkdir -p .ci
 log=.ci/.system-deps.log
 has_mariadb() { command -v mariadbd >/dev/null; }
 has_chromium() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }
+has_mpiexec() { command -v mpiexec >/dev/null; }
 need=()
 has_mariadb || need+=(mariadb-server)
 has_chromium || need+=(chromium)
+has_mpiexec || need+=(openmpi-bin)
 has_mariadb && echo "system-deps: mariadb-server present" >&2
 has_chromium && echo "system-deps: chromium present" >&2
+has_mpiexec && echo "system-deps: openmpi-bin present" >&2
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   for pkg in "${need[@]}"; do

@@ -39,7 +39,54 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--force", action="store_true", help="continue an existing study even if its search space changed"
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    g = p.add_argument_group("where workers run")
+    g.add_argument(
+        "--launcher", choices=("local", "ray", "slurm"), default="local",
+        help="local processes (default), Ray tasks, or a SLURM array job (through submitit)",
+    )  # fmt: skip
+    g.add_argument("--address", metavar="HOST:PORT", help="ray: the cluster to join (default: a private local instance)")
+    g.add_argument(
+        "--resources", metavar="K=V,...",
+        help="per worker: cpu, gpu (fractions share a GPU under Ray), memory (bytes, Ray); e.g. cpu=1,gpu=0.25",
+    )  # fmt: skip
+    g.add_argument(
+        "--slurm", action="append", default=[], metavar="K=V,...",
+        help="slurm: partition, time (D-HH:MM:SS), gpus_per_task, cpus_per_task, mem, account, qos, ... "
+        "(see README 'On a cluster')",
+    )  # fmt: skip
+    g.add_argument("--dry-run", action="store_true", help="slurm: print the sbatch script, submit nothing")
     return p
+
+
+def make_launcher(args: argparse.Namespace, study: str, resources: dict[str, float]) -> Any:
+    """The launcher the flags ask for (None: the local default, built by the engine); flags that do
+    not belong to it are bad input."""
+    from rlsweep.errors import ConfigError
+
+    misplaced = [
+        (args.address, "--address", "ray"), (args.slurm, "--slurm", "slurm"), (args.dry_run, "--dry-run", "slurm"),
+    ]  # fmt: skip
+    for given, flag, launcher in misplaced:
+        if given and args.launcher != launcher:
+            raise ConfigError(f"{flag} is for --launcher {launcher}, not --launcher {args.launcher}")
+    if args.launcher != "local" and args.index is not None:
+        raise ConfigError(f"--index trains one run in this process; it takes no --launcher {args.launcher}")
+    if args.launcher == "ray":
+        from rlsweep.launchers.ray import RayLauncher
+
+        return RayLauncher(args.address)
+    if args.launcher == "slurm":
+        from rlsweep.launchers import parse_pairs
+        from rlsweep.launchers.slurm import SlurmLauncher
+
+        options: dict[str, str] = {}
+        for text in args.slurm:
+            for key, value in parse_pairs(text, "--slurm").items():
+                if key in options:
+                    raise ConfigError(f"--slurm: '{key}' given twice")
+                options[key] = value
+        return SlurmLauncher(study, options, resources)
+    return None
 
 
 def quickstart(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,9 +134,21 @@ def execute(args: argparse.Namespace) -> int:
             if str(exc).startswith(made):
                 raise ConfigError(flag + str(exc).removeprefix(made)) from None
         raise
+    from rlsweep.launchers import parse_resources
+
+    resources = parse_resources(args.resources)
+    launcher = make_launcher(args, loaded.sweep.study, resources)
+    if args.dry_run:
+        from rlsweep.api.engine import default_workers
+
+        print(launcher.script(default_workers(loaded.sweep, args.workers)), end="")
+        print(launcher.dry_run_note(), file=sys.stderr)
+        return 0
     result = start_sweep(
         loaded,
         workers=args.workers,
+        launcher=launcher,
+        resources=resources or None,
         storage=args.storage,
         new=args.new,
         force=args.force,
