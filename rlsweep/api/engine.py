@@ -177,6 +177,9 @@ def supervise(
     crashed = [c for c in codes if c not in (0, None)]
     if crashed:
         echo(f"{len(crashed)} worker(s) exited with an error (codes {codes}); logs in {launcher.log_location()}")
+    # A worker that died holding runs had them settled and was replaced: what its runs became is
+    # in the counts. One that died holding nothing (it could not start) is an error of its own.
+    crashed = [c for i, c in enumerate(codes) if c not in (0, None) and i not in deaths.replaced]
     counts = handle.row_counts()
     unfinished = counts.get(states.WAITING, 0) + counts.get(states.RUNNING, 0)
     echo(f"finished: {snap.line()}")
@@ -206,6 +209,7 @@ class WorkerDeaths:
         self.handle, self.launcher, self.n_workers, self.echo = handle, launcher, n_workers, echo
         self.follow_ups = follow_ups_of(make_strategy(handle.loaded), handle)
         self.seen: set[int] = set()
+        self.replaced: set[int] = set()  # dead workers whose runs were settled (and who were replaced)
         self.ended_at_restart = -1
 
     def keep_going(self) -> bool:
@@ -216,6 +220,7 @@ class WorkerDeaths:
                 continue
             self.seen.add(i)
             if code != 0 and self._settle(i, code):
+                self.replaced.add(i)
                 replace += 1
         if replace == 0 and not self.launcher.alive() and self._work_left():
             # Every worker left while runs were still queued (one re-queued as the others quit);

@@ -221,17 +221,32 @@ class StudyHandle:
         from optuna.trial import TrialState
 
         lost_after = self.sweep.worker.lost_after if lost_after is None else lost_after
+        # The rows before the workers: a worker registers before it claims, so every worker named
+        # by a row read here is in the registry read next (the other order took a worker that
+        # registered and claimed in between for an unknown, silent one: its run ran twice).
+        running = self.rows([states.RUNNING])
+        if not running:
+            return []
         silent = self.workers_registry.silent(lost_after)
         crashed = self.workers_registry.crashed()
+        stopped = self.workers_registry.interrupted()
         ended = {TrialState.COMPLETE: states.DONE, TrialState.PRUNED: states.PRUNED, TrialState.FAIL: states.FAILED}
         done: list[str] = []
-        for row in self.rows([states.RUNNING]):
+        for row in running:
             if not silent(row.worker):
                 continue
             trial = self._trial_of(row)
             if trial is not None and trial.state in ended:
                 self._follow(row, trial, follow_ups)
                 if self.set_row(row.id, only_if_state=states.RUNNING, state=ended[trial.state], trial_number=trial.number):
+                    done.append(row.key)
+                continue
+            if row.worker in stopped:  # queued again like any interrupted run; spends no requeue
+                if self.set_row(row.id, only_if_state=states.RUNNING, state=states.INTERRUPTED):
+                    if trial is not None:
+                        self.trials.fail_lost(trial, states.INTERRUPTED_REASON)
+                        row.trial_number = trial.number
+                    self.requeue(row, states.INTERRUPTED_REASON)
                     done.append(row.key)
                 continue
             how = crashed.get(row.worker or "")

@@ -17,19 +17,15 @@ class WorkerRegistry:
         self.table = table
 
     def register(self, worker: str) -> None:
+        # A plain INSERT (worker ids are unique): a DELETE first took gap locks on MySQL/MariaDB,
+        # and 8 workers registering at once deadlocked there.
         now = time.time()
-        w = self.table
-        with self.engine.begin() as con:
-            con.execute(w.delete().where(w.c.id == worker))
-            con.execute(
-                w.insert(),
-                [{"id": worker, "study": self.name, "host": socket.gethostname(), "pid": os.getpid(), "started": now, "heartbeat": now, "state": "alive"}],
-            )
+        row = {"id": worker, "study": self.name, "host": socket.gethostname(), "pid": os.getpid(), "started": now, "heartbeat": now, "state": "alive"}
+        _retrying(self.engine, lambda con: con.execute(self.table.insert(), [row]))
 
     def heartbeat(self, worker: str, state: str = "alive") -> None:
         w = self.table
-        with self.engine.begin() as con:
-            con.execute(w.update().where(w.c.id == worker).values(heartbeat=time.time(), state=state))
+        _retrying(self.engine, lambda con: con.execute(w.update().where(w.c.id == worker).values(heartbeat=time.time(), state=state)))
 
     def all(self) -> list[dict[str, Any]]:
         import sqlalchemy as sa
@@ -63,9 +59,31 @@ class WorkerRegistry:
 
         return is_silent
 
+    def interrupted(self) -> set[str]:
+        """Workers that stopped on Ctrl-C/SIGTERM: a run one of them still holds (the signal came
+        between its claim and its training) is interrupted, not lost."""
+        return {w["id"] for w in self.all() if w["state"] == "interrupted"}
+
     def crashed(self) -> dict[str, str]:
         """Workers whose launcher saw them crash, with how (their runs fail instead of re-running)."""
         return {w["id"]: w["state"].removeprefix(CRASHED) for w in self.all() if str(w["state"]).startswith(CRASHED)}
+
+
+def _retrying(engine: Any, work: Any, tries: int = 5) -> Any:
+    """Run `work(connection)` in a transaction, again after a deadlock (MySQL/MariaDB's 1213, a
+    PostgreSQL serialization failure): the server rolled it back, so trying again is safe."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(tries):
+        try:
+            with engine.begin() as con:
+                return work(con)
+        except OperationalError as exc:
+            text = str(exc.orig if exc.orig is not None else exc).lower()
+            if attempt == tries - 1 or not ("deadlock" in text or "serializ" in text):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return None
 
 
 CRASHED = "crashed:"  # worker state "crashed:SIGSEGV": its launcher saw it die of that signal (<= 16 chars)
