@@ -33,14 +33,14 @@ def hanging(run: RunContext) -> None:
     synthetic.sleepy(run)
 
 
-def _sleepy_sweep(name: str, tmp_path: Path, runs: int) -> Path:
+def _sleepy_sweep(name: str, tmp_path: Path, runs: int, url: str | None = None) -> Path:
     sweep = synthetic_sweep(
         name,
         tmp_path,
         trainer={"kind": "function", "target": "tests.test_faults:hanging", "timesteps": 1000, "sleep": 0.3},
         strategy={"name": "grid", "seeds": runs},
         params={},
-        storage=f"sqlite:///{tmp_path}/study.db",
+        storage=url or f"sqlite:///{tmp_path}/study.db",
     )
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
@@ -61,9 +61,9 @@ def _rlsweep(*args: str, cwd: Path, **env_vars: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "rlsweep", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str) -> None:
-    file = _sleepy_sweep(study_name, tmp_path, runs=4)
-    url = f"sqlite:///{tmp_path}/study.db"
+def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str, storage_url: str) -> None:
+    url = storage_url  # SQLite, PostgreSQL and MariaDB
+    file = _sleepy_sweep(study_name, tmp_path, runs=4, url=url)
     # Create the study and queue without workers (a --index of a run that does not exist is refused,
     # so queue through the API the same way `rlsweep run` does).
     from rlsweep.config import load_sweep

@@ -24,14 +24,14 @@ from tests.conftest import run_in_process, synthetic_sweep
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _sweep(name: str, tmp_path: Path, fault: str, seeds: int = 3, **worker: Any) -> dict[str, Any]:
+def _sweep(name: str, tmp_path: Path, fault: str, seeds: int = 3, url: str | None = None, **worker: Any) -> dict[str, Any]:
     return synthetic_sweep(
         name,
         tmp_path,
         trainer={"kind": "function", "target": "tests.faults.faulty:train", "timesteps": 1000, "sleep": 0.05, "fault": fault},
         strategy={"name": "grid", "seeds": seeds},
         params={},
-        storage=f"sqlite:///{tmp_path}/study.db",
+        storage=url or f"sqlite:///{tmp_path}/study.db",
         worker={"heartbeat": 0.5, "lost_after": 4.0, "requeue": 1, **worker},
     )
 
@@ -102,11 +102,12 @@ def test_a_trainer_that_exits_or_crashes_fails_its_run_and_the_sweep_goes_on(
         assert len(trials) == 3
 
 
-def test_a_run_lost_more_often_than_requeue_allows_fails_and_is_reported(tmp_path: Path, study_name: str) -> None:
+def test_a_run_lost_more_often_than_requeue_allows_fails_and_is_reported(tmp_path: Path, study_name: str, storage_url: str) -> None:
     """The trainer SIGKILLs its own worker every time it trains seed 0: lost once, re-queued
     (worker.requeue: 1), lost again, then failed as such; `run` says so and exits 1, and so does
-    the next `run`, which has nothing left to run (nothing waits forever, nothing is dropped)."""
-    sweep = _sweep(study_name, tmp_path, "kill_worker", seeds=2)
+    the next `run`, which has nothing left to run (nothing waits forever, nothing is dropped).
+    On SQLite, PostgreSQL and MariaDB."""
+    sweep = _sweep(study_name, tmp_path, "kill_worker", seeds=2, url=storage_url)
     file = _write(sweep, tmp_path)
     first = _run("run", str(file), "--workers", "1", "--quiet", cwd=tmp_path)
     out = first.stdout + first.stderr
