@@ -21,7 +21,7 @@ from rlsweep.errors import ConfigError  # noqa: E402
 from tests.conftest import run_in_process  # noqa: E402
 
 TINY = {"num_envs": 4, "num_steps": 32, "num_epochs": 2, "num_minibatches": 2, "hidden_layer_sizes": [32, 32]}
-LRS = [1e-6, 3e-3, 1e-3, 3e-4]
+LRS = [1e-6, 3e-3, 2e-3, 5e-3]
 
 
 def jax_sweep(name: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -48,9 +48,10 @@ def jax_sweep(name: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     tmp_path = tmp_path_factory.mktemp("jax")
-    # 1e-6 barely moves its initial policy: the gate at step 2048 prunes it, the others go on
+    # 1e-6 barely moves its initial policy (measured: 17-36 at every evaluation, the others 140 or
+    # more from step 2048 on): the gate prunes it at step 2048, the others go on
     sweep = jax_sweep(
-        "cartpole-jax", tmp_path, stop=[{"metric": "eval/mean_return", "after": 2048, "min": 60}]
+        "cartpole-jax", tmp_path, stop=[{"metric": "eval/mean_return", "after": 2048, "min": 80}]
     )
     return tmp_path, run_in_process(sweep)
 
@@ -67,7 +68,7 @@ def test_a_batch_trains_together_and_each_run_ends_alone(trained: tuple[Path, An
     assert pruned.state == TrialState.PRUNED
     assert pruned.user_attrs["stop_reason"].startswith("gate: eval/mean_return = ")
     assert sorted(pruned.intermediate_values) == [1024, 2048]  # masked out after its prune
-    for lr in (3e-3, 1e-3, 3e-4):
+    for lr in (3e-3, 2e-3, 5e-3):
         t = trials[lr]
         assert t.state == TrialState.COMPLETE
         assert sorted(t.intermediate_values) == [1024, 2048, 3072, 4096]

@@ -83,7 +83,7 @@ def test_exploit_copies_the_donors_slice_and_explore_changes_the_learning_rate(t
         for s in after
     ]
     # Adam's steps scale with the learning rate: 10x the rate moves the weights about 10x as far
-    assert 6 < moved[1] / moved[0] < 14
+    assert 8 < moved[1] / moved[0] < 12  # measured: 10.002
     assert moved[2] == pytest.approx(moved[0]) and moved[3] == pytest.approx(
         moved[1]
     )  # same seed, same rate: same run
