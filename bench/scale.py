@@ -313,9 +313,10 @@ def report_cluster(handle: Any, url: str, name: str, n: int, hb: float, run_s: f
     # `n` workers; else the wall time of a beat and of a run's bookkeeping, an upper bound.
     cores = os.cpu_count() or 1
     db = pick("db_cpu")
+    live = mean(pick("alive")) or float(n)  # workers up on average over the samples used
     if db and all(v == v for v in db):
-        per_worker = mean(db) / n
-        how = f"PostgreSQL used {mean(db):.2f} CPU-s/s for {n} workers (its other clients included)"
+        per_worker = mean(db) / live
+        how = f"PostgreSQL used {mean(db):.2f} CPU-s/s for {live:.0f} live workers on average (its other clients included)"
     else:
         cycle = median(gaps) + 3 * median(cost) if gaps else float("nan")  # claim/settle + 3 reports (~ a beat each)
         per_worker = median(cost) / hb + cycle / run_s
