@@ -9,6 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Heartbeats for the launcher tests: a worker is lost only after 60 s of silence (a loaded 2-core machine
+# can stall a busy worker for seconds), while a worker process that died on this host is noticed at once.
+PATIENT = {"worker__heartbeat": 1.0, "worker__lost_after": 60.0}
+
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout

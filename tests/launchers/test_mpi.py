@@ -17,7 +17,7 @@ from rlsweep.config import load_sweep
 from rlsweep.strategies import make_strategy
 from rlsweep.study import StudyHandle
 from tests.conftest import synthetic_sweep
-from tests.launchers.helpers import assert_interrupted, training, wait_for
+from tests.launchers.helpers import PATIENT, assert_interrupted, training, wait_for
 
 MPIEXEC = shutil.which("mpiexec")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec missing (scripts/system-deps.sh installs openmpi-bin)")
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def study(tmp_path: Path, name: str, runs: int, sleep: float) -> StudyHandle:
-    loaded = load_sweep(synthetic_sweep(name, tmp_path, strategy__runs=runs, trainer__sleep=sleep))
+    loaded = load_sweep(synthetic_sweep(name, tmp_path, strategy__runs=runs, trainer__sleep=sleep, **PATIENT))
     handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/study.db")
     handle.enqueue(make_strategy(loaded).initial_runs())
     return handle

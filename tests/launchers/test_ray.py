@@ -23,7 +23,7 @@ import yaml
 from rlsweep.errors import ConfigError
 from rlsweep.launchers import absolute_url
 from tests.conftest import synthetic_sweep
-from tests.launchers.helpers import assert_interrupted, handle_at, processes_of, training, wait_for
+from tests.launchers.helpers import PATIENT, assert_interrupted, handle_at, processes_of, training, wait_for
 
 pytest.importorskip("ray")
 
@@ -69,16 +69,23 @@ class Cluster:
                     f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}"]  # fmt: skip
         else:
             args = [f"--address={self.address}"]
-        log = open(self.tmp / f"node-{ip}.log", "wb")  # noqa: SIM115 - the node writes to it while it lives
-        self.groups[ip] = subprocess.Popen(
-            [str(RAY), "start", *args, *common], stdout=log, stderr=subprocess.STDOUT, env=self.env,
-            cwd=self.tmp, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while b"block forever" not in (self.tmp / f"node-{ip}.log").read_bytes():
-            if self.groups[ip].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ray node {ip} did not start:\n{(self.tmp / f'node-{ip}.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+        # Ray gives a raylet a fixed 30 s to register, which a heavily loaded machine can miss: try again.
+        for attempt in range(3):
+            log_path = self.tmp / f"node-{ip}-{attempt}.log"
+            with open(log_path, "wb") as log:
+                self.groups[ip] = subprocess.Popen(
+                    [str(RAY), "start", *args, *common], stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                    cwd=self.tmp, start_new_session=True,
+                )  # fmt: skip
+            deadline = time.monotonic() + 180
+            while b"block forever" not in log_path.read_bytes():
+                if self.groups[ip].poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            else:
+                return
+            self.kill(ip)
+        raise RuntimeError(f"ray node {ip} did not start:\n{log_path.read_text()[-3000:]}")
 
     def kill(self, ip: str) -> None:
         proc = self.groups.pop(ip, None)
@@ -104,7 +111,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def write_sweep(tmp_path: Path, name: str, **overrides: Any) -> Path:
-    sweep = synthetic_sweep(name, tmp_path, **overrides)
+    sweep = synthetic_sweep(name, tmp_path, **{**PATIENT, **overrides})
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     return path

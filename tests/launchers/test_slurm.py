@@ -1,7 +1,7 @@
 """The SLURM launcher: the exact sbatch script of an array of workers (`--dry-run`), its options
 checked before anything starts, and real arrays run by submitit's local executor (real processes):
-a sweep completes, a preempted task settles its run (queued again) and requeues itself, and Ctrl-C
-stops the array."""
+a sweep completes while a preempted task settles its run (queued again) and requeues itself, and
+Ctrl-C stops the array."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 from rlsweep.cli import main
 from rlsweep.launchers.slurm import duration_minutes
 from tests.conftest import synthetic_sweep
-from tests.launchers.helpers import assert_interrupted, handle_at, processes_of, training, wait_for
+from tests.launchers.helpers import PATIENT, assert_interrupted, handle_at, processes_of, training, wait_for
 
 pytest.importorskip("submitit")
 
@@ -27,7 +27,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def write_sweep(tmp_path: Path, name: str, **overrides: Any) -> None:
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(synthetic_sweep(name, tmp_path, **overrides)))
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(synthetic_sweep(name, tmp_path, **{**PATIENT, **overrides})))
 
 
 def test_dry_run_prints_the_exact_sbatch_script(
@@ -140,29 +140,13 @@ def handle(tmp_path: Path, name: str) -> Any:
     return handle_at(url_of(tmp_path, name), name)
 
 
-def task_logs(tmp_path: Path, name: str) -> str:
-    return "\n".join(p.read_text() for p in sorted((tmp_path / "runs" / name / "slurm").rglob("*_log.out")))
-
-
-def test_an_array_on_the_local_executor_runs_the_sweep(tmp_path: Path, study_name: str) -> None:
-    write_sweep(tmp_path, study_name, strategy__runs=6)
-    run = rlsweep_run(tmp_path, "--workers", "2", "--slurm", "cluster=local,time=10")
-    out = run.communicate(timeout=300)[0]
-    assert run.returncode == 0, out
-    assert "finished: 6/6 finished (done 6, pruned 0, failed 0)" in out, out
-    rows = handle(tmp_path, study_name).rows()
-    assert len({r.trial_number for r in rows}) == 6 and all(r.worker.startswith("slurm") for r in rows)
-    logs = sorted((tmp_path / "runs" / study_name / "slurm").rglob("*_log.out"))
-    assert len(logs) == 2 and all("no more work" in p.read_text() for p in logs)
-    wait_for(lambda: not processes_of(study_name), 30, "no task left")
-
-
-def test_a_preempted_task_settles_its_run_and_requeues_itself(tmp_path: Path, study_name: str) -> None:
-    """USR2 (SLURM's signal before preemption or the time limit) to a task: its run is settled as
-    interrupted and queued again, submitit requeues the task, which trains on to the end of the sweep."""
-    write_sweep(tmp_path, study_name, strategy__runs=4, trainer__sleep=0.3)
+def test_an_array_runs_the_sweep_and_a_preempted_task_requeues_itself(tmp_path: Path, study_name: str) -> None:
+    """An array of two workers on the local executor trains the sweep. USR2 (SLURM's signal before
+    preemption or the time limit) to one task: its run is settled as interrupted and queued again,
+    submitit requeues the task (a new process), and the sweep completes."""
+    write_sweep(tmp_path, study_name, strategy__runs=6, trainer__sleep=0.3)
     # time=60: far from its time limit, submitit calls this a preemption (a timeout counts against max_timeouts)
-    run = rlsweep_run(tmp_path, "--workers", "1", "--slurm", "cluster=local,time=60")
+    run = rlsweep_run(tmp_path, "--workers", "2", "--slurm", "cluster=local,time=60")
     wait_for(lambda: bool(training(url_of(tmp_path, study_name), study_name)), 120, "a task training")
     victim = training(url_of(tmp_path, study_name), study_name)[0]
     h = handle(tmp_path, study_name)
@@ -170,13 +154,17 @@ def test_a_preempted_task_settles_its_run_and_requeues_itself(tmp_path: Path, st
     os.kill(pid, signal.SIGUSR2)
     out = run.communicate(timeout=300)[0]
     assert run.returncode == 0, out
+    assert "finished: 6/6 finished (done 6, pruned 0, failed 0)" in out, out
     rows = {r.key: r for r in h.rows()}
     assert rows[victim.key].state == "interrupted", out
     assert rows[f"{victim.key}/retry:1"].state == "done", out
-    assert h.row_counts() == {"done": 4, "interrupted": 1}
-    logs = task_logs(tmp_path, study_name)
-    assert "this job is preempted" in logs and "Requeued job" in logs, logs
-    assert rows[f"{victim.key}/retry:1"].worker != victim.worker  # trained by the requeued task, a new process
+    assert h.row_counts() == {"done": 6, "interrupted": 1}
+    assert all(r.worker.startswith("slurm") for r in rows.values())
+    logs = sorted((tmp_path / "runs" / study_name / "slurm").rglob("*_log.out"))
+    assert len(logs) == 2 and all(p.read_text().rstrip().endswith("Exiting after successful completion") for p in logs)
+    text = "\n".join(p.read_text() for p in logs)
+    assert "this job is preempted" in text and "Requeued job" in text, text
+    assert text.count("Starting with JobEnvironment") == 3, text  # two tasks, one of them twice
     wait_for(lambda: not processes_of(study_name), 30, "no task left")
 
 
