@@ -337,7 +337,14 @@ class Worker:
         start_checkpoint, start_step = self.strategy.start_from(handle, row)
         budget = self.strategy.budget(row)
         trainer = self.trainer_cls(config)
+        resumed = None if start_checkpoint else self._resume_point(row)
+        if resumed is not None and budget is None and trainer.budget() > resumed[1]:
+            start_checkpoint, start_step = resumed
+            budget = trainer.budget() - start_step  # the steps still to train
+            handle.set_attr(trial, "resumed_from", {"run": row.attrs.get("retry_of"), "checkpoint": start_checkpoint, "step": start_step})
         reporter = Reporter(self, trial, start_step, in_batch=self.batch_size > 1, seed_number=row.seed_number)
+        if resumed is not None and start_checkpoint == resumed[0]:
+            self._carry_curve(row, trial, reporter, start_step)
         ctx = RunContext(
             study=handle.name,
             number=trial.number,
@@ -364,6 +371,37 @@ class Worker:
         )
         self.echo(f"run {trial.number} ({row.key}) seed {seed}: {_short(values)}")
         return Prepared(row, trial, ctx, trainer, reporter)
+
+    def _resume_point(self, row: QueueRow) -> tuple[str, int] | None:
+        """Where a run queued again after an interruption or a lost worker (a preemption, a time
+        limit, Ctrl-C) can continue: the last periodic checkpoint its previous attempt recorded,
+        for a trainer that continues checkpoints. None: it starts from scratch."""
+        import re
+        from pathlib import Path
+
+        previous = row.attrs.get("retry_of")
+        if previous is None or row.attrs.get("retry_reason") not in states.REQUEUED_REASONS or not self.trainer_cls.records_checkpoints:
+            return None
+        try:
+            saved = list(self.handle.trial(int(previous)).user_attrs.get("checkpoints") or [])
+        except Exception:  # its trial is gone or unreadable: start over
+            return None
+        for path in reversed(saved):
+            step = re.search(r"step_(\d+)", Path(str(path)).name)
+            if step and Path(str(path)).is_file():
+                return str(path), int(step[1])
+        return None
+
+    def _carry_curve(self, row: QueueRow, trial: RunTrial, reporter: Reporter, start_step: int) -> None:
+        """A resumed run's learning curve up to its checkpoint is its previous attempt's."""
+        try:
+            before = self.handle.trial(int(row.attrs["retry_of"])).intermediate_values
+        except Exception:
+            return
+        for step, value in sorted(before.items()):
+            if step <= start_step:
+                self.handle.report(trial, step, value)
+                reporter.curve.append((step, value))
 
     def execute(self, run: Prepared) -> Outcome:
         """Train the run and classify how it ended; records nothing about the ending (settle does)."""
