@@ -227,9 +227,11 @@ class StudyHandle:
         running = self.rows([states.RUNNING])
         if not running:
             return []
-        silent = self.workers_registry.silent(lost_after)
-        crashed = self.workers_registry.crashed()
-        stopped = self.workers_registry.interrupted()
+        registry = self.workers_registry
+        workers = registry.all()  # read once per reap: every heartbeat of every worker reaps
+        silent = registry.silent(lost_after, workers=workers)
+        crashed = registry.crashed(workers)
+        stopped = registry.interrupted(workers)
         ended = {TrialState.COMPLETE: states.DONE, TrialState.PRUNED: states.PRUNED, TrialState.FAIL: states.FAILED}
         done: list[str] = []
         for row in running:

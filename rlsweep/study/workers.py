@@ -44,12 +44,12 @@ class WorkerRegistry:
             )
             return int(result.rowcount or 0)
 
-    def silent(self, lost_after: float, now: float | None = None) -> Any:
+    def silent(self, lost_after: float, now: float | None = None, workers: list[dict[str, Any]] | None = None) -> Any:
         """A predicate: is `worker` silent (not alive, no heartbeat for `lost_after` s, or a process
         of this host that no longer exists: a worker known dead is not waited for)?"""
         now = time.time() if now is None else now
         host = socket.gethostname()
-        beats = {w["id"]: (w["heartbeat"], w["state"], w["host"], w["pid"]) for w in self.all()}
+        beats = {w["id"]: (w["heartbeat"], w["state"], w["host"], w["pid"]) for w in (self.all() if workers is None else workers)}
 
         def is_silent(worker: str | None) -> bool:
             beat, state, on, pid = beats.get(worker or "", (0.0, "lost", None, None))
@@ -59,14 +59,14 @@ class WorkerRegistry:
 
         return is_silent
 
-    def interrupted(self) -> set[str]:
+    def interrupted(self, workers: list[dict[str, Any]] | None = None) -> set[str]:
         """Workers that stopped on Ctrl-C/SIGTERM: a run one of them still holds (the signal came
         between its claim and its training) is interrupted, not lost."""
-        return {w["id"] for w in self.all() if w["state"] == "interrupted"}
+        return {w["id"] for w in (self.all() if workers is None else workers) if w["state"] == "interrupted"}
 
-    def crashed(self) -> dict[str, str]:
+    def crashed(self, workers: list[dict[str, Any]] | None = None) -> dict[str, str]:
         """Workers whose launcher saw them crash, with how (their runs fail instead of re-running)."""
-        return {w["id"]: w["state"].removeprefix(CRASHED) for w in self.all() if str(w["state"]).startswith(CRASHED)}
+        return {w["id"]: w["state"].removeprefix(CRASHED) for w in (self.all() if workers is None else workers) if str(w["state"]).startswith(CRASHED)}
 
 
 def _retrying(engine: Any, work: Any, tries: int = 5) -> Any:
