@@ -21,8 +21,7 @@ from optuna.trial import TrialState
 
 from rlsweep.study import StudyHandle
 from tests.conftest import server_url, synthetic_sweep
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.faults.helpers import alive, rlsweep_env, wait_for
 
 
 def _sweep(name: str, tmp_path: Path, runs: int, url: str, *, sleep: float = 0.0, **worker: Any) -> Path:
@@ -40,35 +39,17 @@ def _sweep(name: str, tmp_path: Path, runs: int, url: str, *, sleep: float = 0.0
     return path
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
 def _start(file: Path, workers: int, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "rlsweep", "run", str(file), "--workers", str(workers), "--quiet"],
-        cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=cwd, env=rlsweep_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
-def _wait(predicate: Any, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def _opens(name: str, url: str) -> bool:
@@ -144,7 +125,7 @@ def test_a_storm_of_25_sigkills_loses_and_duplicates_nothing(tmp_path: Path, stu
     runs = 40
     file = _sweep(study_name, tmp_path, runs, url, sleep=0.15, requeue=30)
     proc = _start(file, 2, tmp_path)
-    _wait(lambda: (tmp_path / "study.db").exists(), 60)
+    wait_for(lambda: (tmp_path / "study.db").exists(), 60)
     handle: StudyHandle | None = None
     rng = random.Random(0)
     kills = 0
@@ -157,7 +138,7 @@ def test_a_storm_of_25_sigkills_loses_and_duplicates_nothing(tmp_path: Path, stu
         except Exception:  # the study is still being created
             time.sleep(0.1)
             continue
-        pids = {p for p in pids if _alive(p)}
+        pids = {p for p in pids if alive(p)}
         if not pids:
             time.sleep(0.05)
             continue
@@ -199,15 +180,15 @@ def test_rlsweep_run_killed_five_times_then_resumed(tmp_path: Path, study_name: 
     for _ in range(5):
         started = time.monotonic()
         proc = _start(file, 2, tmp_path)
-        _wait(lambda: _opens(study_name, url), 60)
-        _wait(lambda d=done_before: _complete(study_name, url) > d, 120)  # training has begun
+        wait_for(lambda: _opens(study_name, url), 60)
+        wait_for(lambda d=done_before: _complete(study_name, url) > d, 120)  # training has begun
         time.sleep(rng.uniform(0.0, uninterrupted / 8))  # then a random moment
         handle = StudyHandle.load(study_name, url)
         pids = [int(w["pid"]) for w in handle.workers()]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         total += time.monotonic() - started
-        _wait(lambda pids=pids: not any(_alive(p) for p in pids), 60)  # no orphan worker
+        wait_for(lambda pids=pids: not any(alive(p) for p in pids), 60)  # no orphan worker
         handle.reap_lost()  # a run claimed just as the signal came is settled by whoever looks next
         assert not handle.rows(["running"])
         trials = optuna.load_study(study_name=study_name, storage=url).trials

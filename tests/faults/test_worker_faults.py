@@ -5,7 +5,6 @@ workers die with `rlsweep run`, and SIGTERM interrupts it like Ctrl-C."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,8 +19,7 @@ from optuna.trial import TrialState
 
 from rlsweep.study import StudyHandle
 from tests.conftest import run_in_process, synthetic_sweep
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.faults.helpers import alive, rlsweep_env, wait_for
 
 
 def _sweep(name: str, tmp_path: Path, fault: str, seeds: int = 3, url: str | None = None, **worker: Any) -> dict[str, Any]:
@@ -42,13 +40,11 @@ def _write(sweep: dict[str, Any], tmp_path: Path) -> Path:
     return path
 
 
-def _env(**extra: str) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **extra)
 
 
 def _run(*args: str, cwd: Path, timeout: float = 180, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rlsweep", *args], cwd=cwd, env=_env(**extra), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "rlsweep", *args], cwd=cwd, env=rlsweep_env(**extra), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -56,24 +52,8 @@ def _trials(sweep: dict[str, Any]) -> list[Any]:
     return optuna.load_study(study_name=sweep["study"], storage=sweep["storage"]).trials
 
 
-def _wait(predicate: Any, timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead all the same
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize(
@@ -157,18 +137,18 @@ def test_workers_do_not_outlive_rlsweep_run(tmp_path: Path, study_name: str, sig
     marker = tmp_path / "hanging"
     proc = subprocess.Popen(
         [sys.executable, "-m", "rlsweep", "run", str(file), "--workers", "1", "--quiet"],
-        cwd=tmp_path, env=_env(HANG_FILE=str(marker)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=tmp_path, env=rlsweep_env(HANG_FILE=str(marker)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    _wait(marker.exists)
+    wait_for(marker.exists)
     handle = StudyHandle.load(study_name, sweep["storage"])
     pids = [int(w["pid"]) for w in handle.workers()]
-    assert len(pids) == 1 and _alive(pids[0])
+    assert len(pids) == 1 and alive(pids[0])
     proc.send_signal(sig)
     out = proc.communicate(timeout=90)[0].decode()
     if sig == signal.SIGTERM:
         assert proc.returncode == 130, out
-    _wait(lambda: not _alive(pids[0]), timeout=60)
-    _wait(lambda: not handle.rows(["running"]), timeout=30)
+    wait_for(lambda: not alive(pids[0]), timeout=60)
+    wait_for(lambda: not handle.rows(["running"]), timeout=30)
     hung = next(t for t in _trials(sweep) if t.user_attrs["seed"] == 0)
     assert (hung.state, hung.user_attrs["failure_reason"]) == (TrialState.FAIL, "interrupted")
     finish = _run("run", str(file), "--workers", "1", "--quiet", "--set", "trainer.fault=none", cwd=tmp_path, timeout=120)
