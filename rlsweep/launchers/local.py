@@ -78,7 +78,9 @@ class LocalLauncher(Launcher):
         self._made += [f for i in range(n_workers) if not (f := self.log_dir / f"worker-{i}.log").exists()]
         gpus = visible_gpus()
         warm_args = [f"--warm={m}" for m in warm or []]
-        if not (hasattr(os, "fork") and sys.platform.startswith("linux")):  # macOS frameworks dislike fork
+        # macOS frameworks dislike fork; a process that has started JAX's threads must not fork (the
+        # child could inherit a lock a JAX thread held): start fresh interpreters in those cases.
+        if not (hasattr(os, "fork") and sys.platform.startswith("linux")) or "jax" in sys.modules:
             base = [sys.executable, "-m", "rlsweep", "worker", "--study", "-", "--standby", *warm_args]
             for i in range(n_workers):
                 self._standby.append(self._start(i, base, self._env(i, gpus), stdin=subprocess.PIPE))
