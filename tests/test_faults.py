@@ -17,6 +17,7 @@ from rlsweep.examples import synthetic
 from rlsweep.study import StudyHandle
 from rlsweep.trainers._base import RunContext
 from tests.conftest import synthetic_sweep
+from tests.faults.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,13 +48,6 @@ def _sleepy_sweep(name: str, tmp_path: Path, runs: int, url: str | None = None) 
     return path
 
 
-def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def _rlsweep(*args: str, cwd: Path, **env_vars: str) -> subprocess.Popen[bytes]:
@@ -75,7 +69,7 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str, storage
     marker = tmp_path / "hanging"
     victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, HANG_FILE=str(marker))
     survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
-    _wait(marker.exists)
+    wait_for(marker.exists, timeout=60.0)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     out, _ = survivor.communicate(timeout=120)
@@ -126,7 +120,7 @@ def test_ctrl_c_marks_interrupted_and_run_resumes(tmp_path: Path, study_name: st
     file = _sleepy_sweep(study_name, tmp_path, runs=6)
     url = f"sqlite:///{tmp_path}/study.db"
     proc = _rlsweep("run", str(file), "--workers", "2", cwd=tmp_path)
-    _wait(lambda: Path(tmp_path / "study.db").exists() and _count(url, study_name, TrialState.COMPLETE) >= 2)
+    wait_for(lambda: Path(tmp_path / "study.db").exists() and _count(url, study_name, TrialState.COMPLETE) >= 2, timeout=60.0)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out.decode()

@@ -84,11 +84,11 @@ def start_sweep(
         handle.enqueue(strategy.recover(handle))
         counts = handle.row_counts()
         if not counts.get(states.WAITING, 0) and not counts.get(states.RUNNING, 0):
-            look = "lineage" if sweep.strategy.name in ("pbt", "pb2", "pb2_mixed") else "top"
+            from rlsweep.api.children import POPULATION
+
+            look = "lineage" if sweep.strategy.name in POPULATION else "top"
             echo(f"study '{sweep.study}': nothing left to run ({format_counts(counts)}); see 'rlsweep {look} {sweep.study}'")
-            lost = never_completed(handle)
-            if lost:
-                echo(f"{len(lost)} configuration(s) never completed: {'; '.join(_tally(lost.values()))}")
+            say_never_completed(handle, echo)
             return RunResult(sweep.study, url, 1 if counts.get(states.FAILED, 0) else 0, counts)
         # The display's own counts (runs the plan holds but has not queued yet are waiting), so the
         # start line and the display agree.
@@ -185,9 +185,7 @@ def supervise(
     echo(f"finished: {snap.line()}")
     if unfinished:
         echo(f"{unfinished} run(s) not finished; 'rlsweep run' again resumes them")
-    lost = never_completed(handle)
-    if lost:
-        echo(f"{len(lost)} configuration(s) never completed: {'; '.join(_tally(lost.values()))}")
+    lost = say_never_completed(handle, echo)
     code = 1 if (snap.counts.failed or crashed or unfinished or lost) else 0
     return RunResult(handle.name, handle.url, code, counts, started=True, line=snap.line())
 
@@ -280,11 +278,15 @@ def never_completed(handle: Any) -> dict[str, str]:
     return {k: v for k, v in ended.items() if k not in good}
 
 
-def _tally(reasons: Any) -> list[str]:
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        counts[reason] = counts.get(reason, 0) + 1
-    return [f"{n} x {reason}" if n > 1 else reason for reason, n in counts.items()]
+def say_never_completed(handle: Any, echo: Echo) -> int:
+    """Say which configurations never completed and why; returns how many."""
+    from collections import Counter
+
+    lost = never_completed(handle)
+    if lost:
+        why = [f"{n} x {reason}" if n > 1 else reason for reason, n in Counter(lost.values()).items()]
+        echo(f"{len(lost)} configuration(s) never completed: {'; '.join(why)}")
+    return len(lost)
 
 
 def run_index(handle: Any, strategy: Any, index: int, echo: Echo = silent) -> RunResult:

@@ -157,6 +157,8 @@ def execute(args: argparse.Namespace) -> int:
         echo=lambda message: print(message, flush=True),
     )
     if result.started and args.index is None and result.code != 130:
-        population = loaded.sweep.strategy.name in ("pbt", "pb2", "pb2_mixed")
+        from rlsweep.api.children import POPULATION
+
+        population = loaded.sweep.strategy.name in POPULATION
         print(f"next: rlsweep {'lineage' if population else 'top'} {result.study}")
     return result.code

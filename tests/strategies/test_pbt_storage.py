@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from rlsweep.study import StudyHandle
 from rlsweep.trainers._base import RunContext
 from rlsweep.worker import Worker
 from tests.conftest import run_in_process
+from tests.faults.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Exploits seen by the tests of this module, all checked against their donors (see the last test).
@@ -312,13 +312,6 @@ def _rlsweep(*args: str, cwd: Path, **env_vars: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def _load_when_created(name: str, url: str) -> StudyHandle:
@@ -344,7 +337,7 @@ def test_ctrl_c_mid_population_then_run_resumes(tmp_path: Path) -> None:
     file = _slow_sweep_file("resume", tmp_path, population, generations, sleep=0.1)
     proc = _rlsweep("run", str(file), "--workers", "2", "--quiet", cwd=tmp_path)
     handle = _load_when_created("resume", f"sqlite:///{tmp_path}/study.db")
-    _wait(lambda: _complete(handle) >= 10)
+    wait_for(lambda: _complete(handle) >= 10, timeout=60.0)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out.decode()
@@ -376,7 +369,7 @@ def test_sigkilled_worker_mid_generation_loses_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "hanging"
     victim = _rlsweep("worker", "--study", "kill", "--storage", handle.url, cwd=tmp_path, TOY_HANG_AT="4", TOY_HANG_FILE=str(marker))
     survivor = _rlsweep("worker", "--study", "kill", "--storage", handle.url, cwd=tmp_path)
-    _wait(marker.exists)
+    wait_for(marker.exists, timeout=60.0)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     out, _ = survivor.communicate(timeout=120)
