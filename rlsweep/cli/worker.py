@@ -22,7 +22,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def execute(args: argparse.Namespace) -> int:
     from rlsweep.launchers.entry import serve, wait_for_study
+    from rlsweep.launchers.local import adopt_import_path
 
+    adopt_import_path()
     if args.standby:
         target = wait_for_study(args.warm)
         if target is None:

@@ -23,6 +23,28 @@ from rlsweep.procs import die_with_parent, preexec_die_with_parent
 from rlsweep.threads import limit_threads
 
 
+# The parent's import path, handed to the fresh interpreters it starts (private to rlsweep: a
+# command trainer's program, perhaps another Python, must not see it as PYTHONPATH).
+SYS_PATH_VAR = "RLSWEEP_SYS_PATH"
+
+
+def own_import_path() -> list[str]:
+    """This process's sys.path entries beyond the interpreter's own (its prefix), '' as the cwd."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    out = []
+    for entry in sys.path:
+        path = os.path.realpath(entry or os.getcwd())
+        if not any(path == p or path.startswith(p + os.sep) for p in prefixes) and path not in out:
+            out.append(path)
+    return out
+
+
+def adopt_import_path() -> None:
+    """In a worker started by the local launcher: add the launching process's import path."""
+    entries = json.loads(os.environ.get(SYS_PATH_VAR) or "[]")
+    sys.path[0:0] = [e for e in entries if e not in sys.path]  # ahead of site-packages, as there
+
+
 def visible_gpus() -> list[str]:
     """GPU indices to spread workers over (CUDA_VISIBLE_DEVICES or nvidia-smi); empty without GPUs."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -50,6 +72,9 @@ class LocalLauncher(Launcher):
         limit_threads(env)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        # A fresh interpreter imports the trainer's module from where this process found it (a test
+        # suite's root, a script's folder), as multiprocessing's spawn does.
+        env[SYS_PATH_VAR] = json.dumps(own_import_path())
         return env
 
     def _start(self, i: int, cmd: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Popen[bytes]:
@@ -78,9 +103,12 @@ class LocalLauncher(Launcher):
         self._made += [f for i in range(n_workers) if not (f := self.log_dir / f"worker-{i}.log").exists()]
         gpus = visible_gpus()
         warm_args = [f"--warm={m}" for m in warm or []]
-        # macOS frameworks dislike fork; a process that has started JAX's threads must not fork (the
-        # child could inherit a lock a JAX thread held): start fresh interpreters in those cases.
-        if not (hasattr(os, "fork") and sys.platform.startswith("linux")) or "jax" in sys.modules:
+        # macOS frameworks dislike fork; a process that has started JAX's threads should not fork (the
+        # child could inherit a lock a JAX thread held): start fresh interpreters in those cases,
+        # unless the trainer is a function of this process's __main__ (a notebook's), which only a
+        # forked child can see.
+        can_fork = hasattr(os, "fork") and sys.platform.startswith("linux")
+        if not can_fork or ("jax" in sys.modules and "__main__" not in (warm or [])):
             base = [sys.executable, "-m", "rlsweep", "worker", "--study", "-", "--standby", *warm_args]
             for i in range(n_workers):
                 self._standby.append(self._start(i, base, self._env(i, gpus), stdin=subprocess.PIPE))

@@ -163,6 +163,23 @@ def test_a_decorated_function_is_a_trainer(in_tmp: Path) -> None:
     assert study.top(1).iloc[0]["x"] == 0.3
 
 
+def test_a_trainer_function_is_found_by_fresh_worker_interpreters(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that has imported JAX starts its workers as fresh interpreters (no fork); they find
+    the trainer's module where this process found it (here: the test suite's root, not the cwd)."""
+    pytest.importorskip("jax")
+    from rlsweep.launchers import local
+
+    forked: list[int] = []
+    monkeypatch.setattr(local, "_fork_worker", lambda *a: forked.append(1))
+    sweep = rlsweep.Sweep(
+        study="api-fresh", trainer={"target": quadratic, "timesteps": 30}, eval={"every": 10},
+        objective={"metric": "score", "mode": "max"}, strategy={"name": "grid"}, params={"x": rlsweep.choice(0.0, 0.3)},
+    )  # fmt: skip
+    study = rlsweep.run(sweep, workers=2)
+    assert not forked
+    assert study.counts() == {"done": 2}, (in_tmp / "runs/api-fresh/logs/worker-0.log").read_text()
+
+
 def test_index_runs_one_grid_run_in_this_process(in_tmp: Path) -> None:
     sweep = rlsweep.Sweep(
         study="api-index", trainer=SYNTHETIC, eval={"every": 200}, strategy={"name": "grid", "seeds": 2},
