@@ -22,7 +22,6 @@ from rlsweep.launchers._base import Launcher
 from rlsweep.procs import die_with_parent, preexec_die_with_parent
 from rlsweep.threads import limit_threads
 
-
 # The parent's import path, handed to the fresh interpreters it starts (private to rlsweep: a
 # command trainer's program, perhaps another Python, must not see it as PYTHONPATH).
 SYS_PATH_VAR = "RLSWEEP_SYS_PATH"
