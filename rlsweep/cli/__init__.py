@@ -24,6 +24,15 @@ COMMANDS = (
 )  # fmt: skip
 EXIT_CODES = "exit codes: 0 done, 1 runs failed, 2 bad input (before any run starts), 130 interrupted"
 LOG_FILE = Path("runs") / "rlsweep.log"
+# The extra (pyproject.toml) that installs each optional package a command may import.
+EXTRA_OF = {
+    "stable_baselines3": "sb3", "sb3_contrib": "sb3", "gymnasium": "sb3", "tensorboard": "sb3",
+    "cmaes": "samplers", "sklearn": "samplers", "psycopg2": "postgres", "pymysql": "mysql",
+    "ray": "ray", "submitit": "slurm", "jax": "jax", "jaxlib": "jax", "rejax": "jax", "gymnax": "jax",
+    "PIL": "render", "imageio": "render", "imageio_ffmpeg": "render", "pygame": "render",
+    "matplotlib": "report", "pandas": "report", "pyarrow": "report", "optuna_dashboard": "report",
+    "mujoco": "mujoco", "ale_py": "atari", "cv2": "atari",
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an unexpected error: one line here, the traceback in the log file
         if args.debug:
             raise
+        extra = EXTRA_OF.get((getattr(exc, "name", None) or "").partition(".")[0])
+        if isinstance(exc, ModuleNotFoundError) and extra:  # an optional package this command needs
+            print(
+                f"rlsweep: error: '{args.command}' needs {exc.name}, which is not installed: "
+                f"pip install 'rlsweep[{extra}]' (or bash scripts/setup.sh all)", file=sys.stderr,
+            )  # fmt: skip
+            return 2
         LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
         with LOG_FILE.open("a") as fh:
             fh.write(traceback.format_exc())

@@ -4,6 +4,7 @@ run behind; an existing study with another search space needs --new or --force."
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,18 @@ def test_new_with_local_workers_trains_the_second_study(name: str, capsys: pytes
     trials = optuna.load_study(study_name=f"{name}-2", storage=storage).trials
     assert len(trials) == 2 * 3 * 2 and all(t.state.name == "COMPLETE" for t in trials)
     assert n_trials(name) == 2 * 2 * 2  # the first study is untouched
+
+
+def test_a_missing_optional_package_names_its_extra(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo installs sb3 and samplers only; `rlsweep report` then needs matplotlib."""
+    assert main(["run", write("g.yaml", grid(name)), "--index", "0"]) == 0
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    assert main(["report", name]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "rlsweep: error: 'report' needs matplotlib, which is not installed: "
+        "pip install 'rlsweep[report]' (or bash scripts/setup.sh all)"
+    )
