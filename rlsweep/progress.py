@@ -3,8 +3,11 @@ set of counts every progress message shows, and the time left estimated from fin
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
+import itertools
+import random
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -90,9 +93,10 @@ def pruning_of(sweep: Any) -> Pruning | None:
     if s.pruner in ("median", "percentile"):
         warmup = int(kwargs.get("n_warmup_steps", every))
         survival = 0.5 if s.pruner == "median" else 1.0 - float(kwargs.get("percentile", 25.0)) / 100.0
-        return Pruning(
-            tuple(c for c in evals if c >= warmup), survival, int(kwargs.get("n_startup_trials", 5))
-        )
+        # The pruner waits for n_startup_trials finished trials; with several seeds it judges
+        # configurations, so it waits for that many configurations' seeds.
+        startup = int(kwargs.get("n_startup_trials", 5)) * (s.first_seeds if s.max_seeds > 1 else 1)
+        return Pruning(tuple(c for c in evals if c >= warmup), survival, startup)
     eta = float(kwargs.get("reduction_factor", 3 if s.pruner == "hyperband" else 4))
     rung, rungs = float(kwargs.get("min_resource", every)), []
     while rung < budget:
@@ -101,17 +105,37 @@ def pruning_of(sweep: Any) -> Pruning | None:
     return Pruning(tuple(rungs), 1.0 / eta)
 
 
-def expected_steps(pruning: Pruning, cap: float) -> float:
-    """How far a run goes on average when each check lets it go on with probability `survival`, and
-    it stops by itself at `cap` (its budget, or where finished runs stopped by a success gate)."""
-    alive, steps, last = 1.0, 0.0, 0.0
+def stops(pruning: Pruning, cap: float) -> list[tuple[float, float]]:
+    """Where a run stops under the pruning prior, as (steps, probability): cut at a check with the
+    chance of passing the ones before and failing it, or gone on to `cap`."""
+    alive, out = 1.0, []
     for check in pruning.checks:
         if check >= cap:
             break
-        steps += alive * (check - last)
+        out.append((float(check), alive * (1.0 - pruning.survival)))
         alive *= pruning.survival
-        last = check
-    return steps + alive * (cap - last)
+    return [*out, (float(cap), alive)]
+
+
+class Durations:
+    """A weighed pool of run durations to draw the runs to come from."""
+
+    def __init__(self, atoms: Sequence[tuple[float, float]]) -> None:
+        kept = sorted((s, w) for s, w in atoms if w > 0)
+        self.seconds = [s for s, _ in kept]
+        self.below = list(itertools.accumulate((w for _, w in kept), initial=0.0))  # weight before each
+        self.mean = sum(s * w for s, w in kept) / self.below[-1]
+
+    def draw(self, rng: random.Random, past: float = 0.0) -> float:
+        """Seconds a run lasts, or, for a run `past` seconds in, the seconds it has left: drawn from
+        the durations longer than that; a run already longer than all of them ends soon (a tenth of
+        a run)."""
+        first = bisect.bisect_right(self.seconds, past) if past > 0 else 0
+        if first == len(self.seconds):
+            return 0.1 * self.mean
+        low, high = self.below[first], self.below[-1]
+        pick = bisect.bisect_right(self.below, low + rng.random() * (high - low)) - 1
+        return self.seconds[min(max(pick, first), len(self.seconds) - 1)] - past
 
 
 def eta_seconds(
@@ -123,40 +147,55 @@ def eta_seconds(
     budget: int = 0,
     pruning: Pruning | None = None,
     busy: float = 1.0,
+    draws: int = 200,
 ) -> float | None:
     """Seconds until the last run ends, from the runs that have finished (None before the first);
     `finished` in the order the runs were started.
 
-    A run costs what finished runs cost per environment step, times how far it is expected to go:
-    as far as the finished runs that were not pruned (the budget, or a success gate), or, once a
-    pruner may stop it, that prior weighed with the runs the pruner has judged (the prior counts as
-    two runs). Runs are handed to `workers` workers in turn, each taking the next when it is free.
-    `busy` (`busy_share`) is the share of the workers' time spent in runs: time between runs
+    The runs to come last as long as finished runs did: each duration is drawn from theirs, the
+    runs are handed to `workers` workers in turn (each taking the next when it is free), and the
+    estimate is the mean end over `draws` such draws. Drawing durations, not using their mean,
+    keeps the long runs a pruner lets through: the last of them decides when the sweep ends.
+    Under a pruner, the first `startup` runs go on unjudged (drawn from those of them that have
+    finished); a later run is drawn from the later runs that have finished and from the prior
+    (`stops`, weighed as two runs): a finished run that went on, cut where the pruner may cut it,
+    at its own cost per step. A running run is drawn from the durations longer than its own so
+    far. `busy` (`busy_share`) is the share of the workers' time spent in runs: time between runs
     (claims, bookkeeping, a population waiting for its generation) stretches the estimate.
     """
     if not finished:
         return None if waiting or running else 0.0
-    per_step = sum(r.seconds for r in finished) / max(sum(max(r.steps, 1) for r in finished), 1)
-    full = [r.steps for r in finished if not r.pruned]
-    cap = sum(full) / len(full) if full else float(budget or max(r.steps for r in finished))
-    whole = judged = per_step * cap
+    observed = [(r.seconds, 1.0) for r in finished]
+    whole = judged = Durations(observed)
     startup = 0
     if pruning is not None:
         startup = pruning.startup
-        seen = [r.steps for r in finished[startup:]]
-        judged = per_step * (sum(seen) + 2 * expected_steps(pruning, cap)) / (len(seen) + 2)
-    # A running run goes as far as the others of its kind; one already past that ends soon.
-    expect = whole if len(finished) < startup else judged
-    free = sorted(max(expect - r.seconds, 0.1 * expect) for r in running)
-    ends = list(free) or [0.0]
-    free += [0.0] * max(workers - len(free), 0)
-    heapq.heapify(free)
+        whole = Durations(observed[:startup] or observed)
+        sized = [r for r in finished if r.steps > 0]
+        full = [r for r in sized if not r.pruned] or sized
+        prior = [
+            (r.seconds * steps / r.steps, 2.0 * p / len(full))
+            for r in full
+            for steps, p in stops(pruning, float(r.steps))
+        ]
+        judged = Durations(prior + observed[startup:] or observed)
+    # A running run is of the kind the runs finished before it are.
+    now = judged if len(finished) >= startup else whole
     unjudged = max(0, startup - len(finished) - len(running))
-    for i in range(waiting):
-        end = heapq.heappop(free) + (whole if i < unjudged else judged)
-        heapq.heappush(free, end)
-        ends.append(end)
-    return max(ends) / min(1.0, max(busy, 0.05))
+    rng = random.Random(0)
+    n = max(5, min(draws, 20000 // (waiting + len(running) + 1)))  # fewer draws of a long queue
+    total = 0.0
+    for _ in range(n):
+        free = sorted(now.draw(rng, r.seconds) for r in running)
+        end = max(free, default=0.0)
+        free += [0.0] * max(workers - len(free), 0)
+        heapq.heapify(free)
+        for i in range(waiting):
+            stop = heapq.heappop(free) + (whole if i < unjudged else judged).draw(rng)
+            heapq.heappush(free, stop)
+            end = max(end, stop)
+        total += end
+    return total / n / min(1.0, max(busy, 0.05))
 
 
 def busy_share(finished: Sequence[RunTime], running: Sequence[RunTime], workers: int, wall: float) -> float:
@@ -169,19 +208,51 @@ def busy_share(finished: Sequence[RunTime], running: Sequence[RunTime], workers:
 
 
 def run_times(trials: Sequence[Any], now: dt.datetime | None = None) -> tuple[list[RunTime], list[RunTime]]:
-    """(finished, running) run times of a study's trials, each in the order the runs started."""
+    """(finished, running) run times of a study's trials at `now`, each in the order the runs started."""
     from optuna.trial import TrialState
 
     now = now or dt.datetime.now()
     finished, running = [], []
-    for t in sorted((t for t in trials if t.datetime_start is not None), key=lambda t: t.datetime_start):
+    started = (t for t in trials if t.datetime_start is not None and t.datetime_start <= now)
+    for t in sorted(started, key=lambda t: t.datetime_start):
         steps = int(max(t.intermediate_values)) if t.intermediate_values else 0
-        if t.datetime_complete is not None:
+        if t.datetime_complete is not None and t.datetime_complete <= now:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
             finished.append(RunTime(seconds, steps, t.state == TrialState.PRUNED))
-        elif t.state == TrialState.RUNNING:
-            running.append(RunTime((now - t.datetime_start).total_seconds(), steps))
+        elif t.state == TrialState.RUNNING or t.datetime_complete is not None:
+            # Running (or, replayed at an earlier `now`, still running then): steps so far unknown.
+            running.append(RunTime((now - t.datetime_start).total_seconds(), 0))
     return finished, running
+
+
+def time_left(
+    trials: Sequence[Any],
+    sweep: Any,
+    waiting: int,
+    workers: int,
+    *,
+    since: dt.datetime,
+    now: dt.datetime | None = None,
+) -> float | None:
+    """The display's time left: `eta_seconds` on a study's trials at `now`, with how busy the
+    workers have been since `since` (this session's start: an earlier session's runs and the pause
+    since then say nothing about it). bench/eta.py replays it on finished studies."""
+    now = now or dt.datetime.now()
+    finished, running = run_times(trials, now)
+    session = [t for t in trials if t.datetime_start is not None and since <= t.datetime_start <= now]
+    busy = 1.0
+    if session:
+        wall = (now - min(t.datetime_start for t in session)).total_seconds()
+        busy = busy_share(*run_times(session, now), workers, wall)
+    return eta_seconds(
+        finished,
+        running,
+        waiting,
+        workers,
+        budget=int(sweep.trainer.get("timesteps", 0) or 0),
+        pruning=pruning_of(sweep),
+        busy=busy,
+    )
 
 
 # ---------------------------------------------------------------- the display
@@ -220,26 +291,13 @@ def snapshot(
     now = counts(handle.row_counts(), planned)
     elapsed = time.time() - started
     rate = 60.0 * (now.finished - finished_at_start) / elapsed if elapsed > 0 else 0.0
-    trials = handle.get_trials(deepcopy=False)
-    finished, running = run_times(trials)
-    # How busy the workers have been since the first run of this session started (an earlier
-    # session's runs and the pause since then say nothing about it).
-    since = dt.datetime.fromtimestamp(started)
-    session = [t for t in trials if t.datetime_start is not None and t.datetime_start >= since]
     n_workers = max(workers or 0, now.running, 1)
-    busy = 1.0
-    if session:
-        wall = (dt.datetime.now() - min(t.datetime_start for t in session)).total_seconds()
-        busy = busy_share(*run_times(session), n_workers, wall)
-    sweep = handle.sweep
-    eta = eta_seconds(
-        finished,
-        running,
+    eta = time_left(
+        handle.get_trials(deepcopy=False),
+        handle.sweep,
         now.waiting,
         n_workers,
-        budget=int(sweep.trainer.get("timesteps", 0) or 0),
-        pruning=pruning_of(sweep),
-        busy=busy,
+        since=dt.datetime.fromtimestamp(started),
     )
     return Snapshot(now, best_value(handle), elapsed, rate, eta)
 

@@ -3,12 +3,14 @@ from finished runs' durations, on hand-made durations."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from optuna.trial import TrialState
 
 from rlsweep.cli import main
 from rlsweep.progress import (
@@ -19,8 +21,9 @@ from rlsweep.progress import (
     busy_share,
     counts,
     eta_seconds,
-    expected_steps,
     pruning_of,
+    stops,
+    time_left,
 )
 from tests.conftest import synthetic_sweep
 
@@ -81,47 +84,89 @@ def test_a_success_gate_shortens_runs() -> None:
     assert eta_seconds([early] * 3, [], 2, 2, budget=1000) == pytest.approx(5.0)
 
 
-def test_expected_steps_under_a_pruner() -> None:
+def test_where_the_pruning_prior_stops_runs() -> None:
     # Checks at 200, 400, 600, 800; half the runs pass each; the rest go to 1000.
     pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
-    assert expected_steps(pruning, 1000) == pytest.approx(200 + 100 + 50 + 25 + 12.5)
-    assert expected_steps(pruning, 500) == pytest.approx(200 + 100 + 0.25 * 100)  # a gate stops runs at 500
-    assert expected_steps(Pruning((), 0.5), 1000) == 1000
+    assert stops(pruning, 1000) == [(200, 0.5), (400, 0.25), (600, 0.125), (800, 0.0625), (1000, 0.0625)]
+    assert stops(pruning, 500) == [(200, 0.5), (400, 0.25), (500, 0.25)]  # a gate stops runs at 500
+    assert stops(Pruning((), 0.5), 1000) == [(1000, 1.0)]
+
+
+def test_the_longest_run_drawn_decides_the_end() -> None:
+    # Runs took 1 s or 3 s; two to come on two workers end with the longer: 3 s unless both
+    # take 1 s (a quarter of draws), 2.5 s expected. A mean duration (2 s) would say 2 s.
+    assert eta_seconds([RunTime(1.0, 100), RunTime(3.0, 100)], [], 2, 2) == pytest.approx(2.5, abs=0.2)
+    # One run in ten took 10 s: two runs to come end at 10 s in 19% of draws.
+    finished = [RunTime(1.0, 100)] * 9 + [RunTime(10.0, 100)]
+    assert eta_seconds(finished, [], 2, 2) == pytest.approx(0.19 * 10 + 0.81 * 1, abs=0.5)
+
+
+def test_a_running_run_is_drawn_from_the_durations_longer_than_its_own() -> None:
+    # 6 s in: of the runs seen (5 s, 8 s, 12 s) it is one of the last two, 2 s or 6 s left.
+    finished = [RunTime(5.0, 100), RunTime(8.0, 100), RunTime(12.0, 100)]
+    assert eta_seconds(finished, [RunTime(6.0, 0)], 0, 2) == pytest.approx(4.0, abs=0.5)
 
 
 def test_pruned_runs_make_the_estimate_shorter() -> None:
-    # 5 start-up runs of 10 s (1000 steps), then 3 pruned at step 200 after 2 s each: 0.01 s per step.
+    # 5 start-up runs of 10 s (1000 steps), then 3 pruned at step 200 after 2 s each.
     pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
     finished = [TEN] * 5 + [RunTime(2.0, 200, pruned=True)] * 3
-    # A run to come: (3 judged runs' 600 steps + 2 x the prior 387.5) / 5 = 275 steps, 2.75 s.
-    assert eta_seconds(finished, [], 4, 2, budget=1000, pruning=pruning) == pytest.approx(5.5)
-    # The plain mean duration (7 s a run) would say 14 s.
-    assert eta_seconds(finished, [], 4, 2, budget=1000) == pytest.approx(20.0)
+    # A run to come is a judged run (2 s) or, weighed as two runs, the prior: a 10 s run cut at
+    # 2, 4, 6 or 8 s (half of them at each check) or not: 2.75 s on average, 5.5 s for 4 runs on
+    # 2 workers if all were average, more as the longest decides.
+    pruned = eta_seconds(finished, [], 4, 2, budget=1000, pruning=pruning)
+    assert pruned is not None and 5.5 < pruned < 10.0
+    # Without a pruner every finished run is a sample: 10 s runs are drawn 5 times in 8.
+    plain = eta_seconds(finished, [], 4, 2, budget=1000)
+    assert plain is not None and plain > 2 * pruned
 
 
 def test_before_any_pruning_the_prior_expects_runs_to_be_cut() -> None:
-    # Three start-up runs finished, two running (the last start-up runs), four to come that the
-    # pruner can stop: 2 x 10 s ... then 4 runs of 387.5 steps at 0.01 s per step on 2 workers.
+    # Three start-up runs finished, two running (the last start-up runs, 10 s each), four to come
+    # that the pruner can stop: 10 s, then 2 x (2 to 10 s) on each worker.
     pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
     eta = eta_seconds([TEN] * 3, [RunTime(0.0, 0)] * 2, 4, 2, budget=1000, pruning=pruning)
-    assert eta == pytest.approx(10.0 + 2 * 3.875)
+    assert eta is not None and 10.0 + 2 * 3.875 <= eta < 10.0 + 2 * 10.0 - 5
+    assert eta_seconds([TEN] * 3, [RunTime(0.0, 0)] * 2, 4, 2, budget=1000) == pytest.approx(30.0)
 
 
 def test_the_pruning_prior_of_a_sweep() -> None:
-    def sweep(pruner: str, **kwargs: float) -> SimpleNamespace:
+    def sweep(pruner: str, seeds: int = 1, **kwargs: float) -> SimpleNamespace:
         return SimpleNamespace(
-            strategy=SimpleNamespace(pruner=pruner, pruner_kwargs=kwargs),
+            strategy=SimpleNamespace(pruner=pruner, pruner_kwargs=kwargs, first_seeds=seeds, max_seeds=seeds),
             eval=SimpleNamespace(every=5000),
             trainer={"timesteps": 40000},
         )
 
+    checks = (5000, 10000, 15000, 20000, 25000, 30000, 35000)
     assert pruning_of(sweep("none")) is None
-    assert pruning_of(sweep("median")) == Pruning((5000, 10000, 15000, 20000, 25000, 30000, 35000), 0.5, 5)
-    assert pruning_of(sweep("percentile", percentile=10.0, n_startup_trials=2)) == Pruning(
-        (5000, 10000, 15000, 20000, 25000, 30000, 35000), 0.9, 2
-    )
+    assert pruning_of(sweep("median")) == Pruning(checks, 0.5, 5)
+    # With seeds the pruner judges configurations: it waits for 5 configurations' seeds.
+    assert pruning_of(sweep("median", seeds=2)) == Pruning(checks, 0.5, 10)
+    assert pruning_of(sweep("percentile", percentile=10.0, n_startup_trials=2)) == Pruning(checks, 0.9, 2)
     assert pruning_of(sweep("asha")) == Pruning((5000, 20000), 0.25)
     assert pruning_of(sweep("hyperband", min_resource=1000)) == Pruning((1000, 3000, 9000, 27000), 1 / 3)
+
+
+def test_time_left_replayed_at_an_earlier_moment() -> None:
+    # Two runs started at 0 s and ended at 10 s and 20 s. At 15 s the second is still running:
+    # past every duration seen, so a tenth of a run (1 s) is left; the waiting run takes 10 s on
+    # the free worker. The workers spent 25 of their 30 s in runs: 10 s / (25/30).
+    t0 = dt.datetime(2026, 1, 1)
+    trials = [
+        SimpleNamespace(
+            datetime_start=t0, datetime_complete=t0 + dt.timedelta(seconds=end), state=TrialState.COMPLETE,
+            intermediate_values={1000: 1.0},
+        )
+        for end in (10, 20)
+    ]  # fmt: skip
+    sweep = SimpleNamespace(
+        strategy=SimpleNamespace(pruner="none", pruner_kwargs={}), eval=SimpleNamespace(every=500), trainer={}
+    )
+    at = t0 + dt.timedelta(seconds=15)
+    assert time_left(trials, sweep, 1, 2, since=t0, now=at) == pytest.approx(12.0)
+    assert time_left(trials, sweep, 0, 2, since=t0, now=at) == pytest.approx(1.0 / (25 / 30))
+    assert time_left(trials, sweep, 0, 2, since=t0, now=t0 + dt.timedelta(seconds=25)) == 0.0
 
 
 def test_time_between_runs_stretches_the_estimate() -> None:
