@@ -317,6 +317,7 @@ class Progress:
         every: float = 10.0,
         planned: int | None = None,
         workers: int | None = None,
+        show: bool = True,
     ) -> None:
         self.handle = handle
         self.planned = planned
@@ -325,12 +326,13 @@ class Progress:
         self.every = every
         self.started = time.time()
         self.finished_at_start = counts(handle.row_counts()).finished
+        self.show = show
         self.live: Any = None
-        self.last_line = ""
+        self.last_counts: Counts | None = None
         self.last_print = 0.0
 
     def __enter__(self) -> Progress:
-        if self.out.isatty():
+        if self.show and self.out.isatty():
             from rich.live import Live
 
             self.live = Live(self._render(self.snap()), refresh_per_second=2, transient=False)
@@ -345,17 +347,24 @@ class Progress:
     def snap(self) -> Snapshot:
         return snapshot(self.handle, self.started, self.finished_at_start, self.planned, self.workers)
 
-    def update(self) -> Snapshot:
-        snap = self.snap()
+    def update(self) -> None:
+        """Refresh the display: the live panel, or a plain line when the counts changed or `every` s
+        passed. Only then is the whole snapshot (every trial, for the time left) read: the queue's
+        counts alone are cheap enough to read every second, also when nothing is shown."""
         if self.live is not None:
-            self.live.update(self._render(snap))
-        else:
-            line = snap.line()
-            now = time.time()
-            if line.split(" | ")[0] != self.last_line.split(" | ")[0] or now - self.last_print > self.every:
-                print(f"[{self.handle.name}] {line}", file=self.out, flush=True)
-                self.last_line, self.last_print = line, now
-        return snap
+            self.live.update(self._render(self.snap()))
+            return
+        if not self.show:
+            return
+        now = time.time()
+        if (
+            counts(self.handle.row_counts(), self.planned) == self.last_counts
+            and now - self.last_print <= self.every
+        ):
+            return
+        snap = self.snap()
+        print(f"[{self.handle.name}] {snap.line()}", file=self.out, flush=True)
+        self.last_counts, self.last_print = snap.counts, now
 
     def _render(self, snap: Snapshot) -> Any:
         from rich.progress_bar import ProgressBar

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from rlsweep import states
 from rlsweep.config import LoadedSweep
@@ -153,10 +153,11 @@ def supervise(
     launcher.launch(handle.name, handle.url, n_workers, resources)
     display = Progress(
         handle,
-        out=progress if progress is not None else cast(TextIO, _NoDisplay()),
+        out=progress,
         every=progress_every,
         planned=make_strategy(handle.loaded).planned(),
         workers=n_workers,
+        show=progress is not None,
     )
     deaths = WorkerDeaths(handle, launcher, n_workers, echo)
     try:
@@ -167,7 +168,8 @@ def supervise(
                 if time.monotonic() - last >= 1.0:
                     display.update()
                     last = time.monotonic()
-        snap = display.update()
+        display.update()
+        snap = display.snap()
     except KeyboardInterrupt:
         echo("\ninterrupting: running runs are marked interrupted and will resume on the next 'rlsweep run'")
         launcher.interrupt()
@@ -355,16 +357,3 @@ def fresh_name(loaded: LoadedSweep, url: str, echo: Echo = silent) -> LoadedSwee
 
 def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in COUNT_ORDER if counts.get(k)) or "no runs yet"
-
-
-class _NoDisplay:
-    """Where progress goes when no display was asked for (the Python API's default)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False

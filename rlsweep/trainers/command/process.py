@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -92,6 +93,7 @@ class Child:
 
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], run_dir: Path) -> None:
         self.stdout_path, self.stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
+        self.pidfd: int | None = None  # opened by the first `exited`
         self.files: list[IO[bytes]] = [self.stdout_path.open("ab"), self.stderr_path.open("ab")]
         try:
             # Its own session, so a signal reaches the whole group (tools that start helpers) and a
@@ -110,6 +112,24 @@ class Child:
             self.close()
             raise TrainerError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
         self.stopped_by: str | None = None
+
+    def exited(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the program to end; whether it has. On Linux this sleeps on
+        a pidfd until the exit; `Popen.wait(timeout)` instead wakes every few milliseconds to check,
+        which costs eight runs' workers several percent of a core."""
+        if self.pidfd is None:
+            try:
+                self.pidfd = os.pidfd_open(self.proc.pid)
+            except (AttributeError, OSError):  # not Linux >= 5.3, or already reaped
+                self.pidfd = -1
+        if self.pidfd >= 0:
+            select.select([self.pidfd], [], [], timeout)
+            return self.proc.poll() is not None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def output_size(self) -> int:
         return sum(os.fstat(f.fileno()).st_size for f in self.files)
@@ -143,6 +163,9 @@ class Child:
             self.send(signal.SIGKILL)
         for f in self.files:
             f.close()
+        if self.pidfd is not None and self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
 
     def tail(self) -> str:
         for path in (self.stderr_path, self.stdout_path):
@@ -213,11 +236,8 @@ def _follow(run: RunContext, settings: CommandSettings, child: Child, source: An
     """Poll until the program exits (None) or must be stopped (the reason)."""
     last_size, last_news = 0, time.monotonic()
     while True:
-        try:
-            child.proc.wait(timeout=settings.poll)
+        if child.exited(settings.poll):
             return None
-        except subprocess.TimeoutExpired:
-            pass
         news = merger.add(source.poll())
         decision = _report(run, merger.release(), end_step)
         if decision is not None:
