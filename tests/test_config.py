@@ -673,3 +673,12 @@ def test_values_that_cannot_be_enumerated_stored_or_seeded() -> None:
     # the limits themselves are fine
     load_sweep(sweep(seed=2**31 - 1, trainer={**TRAINER, "timesteps": 2**53}), file="f.yaml")
     load_sweep(sweep(strategy=grid, params={"n": {"int": [1, 10**6]}}), file="f.yaml")
+
+
+def test_every_example_sweep_file_is_valid() -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    # every YAML file there but the ML-Agents config template a sweep renders
+    sweeps = [f for f in sorted(examples.glob("*.yaml")) if "\nstudy:" in f.read_text()]
+    assert len(sweeps) == len(list(examples.glob("*.yaml"))) - 1
+    for file in sweeps:
+        assert load_sweep(file).sweep.study, file

@@ -29,7 +29,7 @@ from rlsweep.errors import TrainerError
 from rlsweep.study.attrs import MODEL_ATTR
 from rlsweep.trainers._base import RunContext, atomic_path, commit_file
 from rlsweep.trainers.jax import build
-from rlsweep.trainers.jax.settings import algo_settings, shape_key
+from rlsweep.trainers.jax.settings import algo_of, algo_settings, shape_key
 
 log = logging.getLogger("rlsweep.trainers.jax")
 
@@ -62,7 +62,7 @@ def train_batch(runs: list[RunContext]) -> None:
     clock = time.perf_counter()
     grp = build.group(shape_key(config, runs[0].hyperparams), config, values[0], runs[0].eval_episodes)
     base = grp.base
-    per_iteration = base.num_envs * base.num_steps
+    per_iteration = build.steps_per_iteration(base)
     n = len(runs)
     info = {
         "id": uuid.uuid4().hex[:8],
@@ -72,7 +72,7 @@ def train_batch(runs: list[RunContext]) -> None:
         "cache": cache,
     }
     state, sources = _start_states(grp, runs, values)
-    algos = build.stack_algos(base, values)
+    algos = build.stack_algos(base, values, algo_of(config))
     compile_s = time.perf_counter() - clock
 
     totals = np.array([max(1, math.ceil(r.budget / per_iteration)) for r in runs])
@@ -211,7 +211,14 @@ def _save(run: RunContext, final: Mapping[str, Any], values: Mapping[str, Any]) 
     tmp = atomic_path(path)
     tmp.write_bytes(
         build.to_bytes(
-            final, {**values, "env": run.config["env"], "env_params": run.config.get("env_params") or {}}
+            final,
+            {
+                **values,
+                "algo": algo_of(run.config),
+                "timesteps": run.config.get("timesteps"),
+                "env": run.config["env"],
+                "env_params": run.config.get("env_params") or {},
+            },
         )
     )
     run.record(MODEL_ATTR, str(commit_file(tmp, path)))

@@ -21,11 +21,10 @@ import optax
 from flax import serialization
 from flax.training.train_state import TrainState
 
-from rlsweep.trainers.jax.settings import VMAPPED
+from rlsweep.trainers.jax.settings import VMAPPED, algo_of
 
 #: Per-run values kept in the optimizer state rather than on the algorithm.
 OPTIMIZER_KEYS = ("learning_rate", "max_grad_norm")
-ALGO_KEYS = tuple(k for k in VMAPPED if k not in OPTIMIZER_KEYS)
 
 
 def _adam_clipped(learning_rate: Any, max_grad_norm: Any) -> optax.GradientTransformation:
@@ -39,34 +38,61 @@ TX = optax.inject_hyperparams(_adam_clipped)(learning_rate=3e-4, max_grad_norm=0
 
 def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """The group's rejax algorithm (its shape settings from `values`, one run's algo settings)."""
-    from rejax import PPO
-
+    algo = algo_of(config)
     kwargs: dict[str, Any] = {
         "env": str(config["env"]),
         "num_envs": int(values["num_envs"]),
-        "num_steps": int(values["num_steps"]),
         "num_epochs": int(values["num_epochs"]),
-        "num_minibatches": int(values["num_minibatches"]),
         "normalize_observations": bool(values["normalize_observations"]),
-        "agent_kwargs": {
-            "hidden_layer_sizes": tuple(values["hidden_layer_sizes"]),
-            "activation": str(values["activation"]),
-        },
         "skip_initial_evaluation": True,
     }
     if config.get("env_params"):
         kwargs["env_params"] = dict(config["env_params"])
-    return PPO.create(**kwargs)
+    hidden, activation = tuple(values["hidden_layer_sizes"]), str(values["activation"])
+    if algo == "dqn":
+        from flax import linen as nn
+        from rejax import DQN
+        from rejax.networks import DiscreteQNetwork, EpsilonGreedyPolicy
+
+        base = DQN.create(
+            **kwargs,
+            buffer_size=int(values["buffer_size"]),
+            fill_buffer=int(values["fill_buffer"]),
+            batch_size=int(values["batch_size"]),
+            target_update_freq=int(values["target_update_freq"]),
+            exploration_fraction=float(values["exploration_fraction"]),
+            ddqn=bool(values["ddqn"]),
+            total_timesteps=int(config["timesteps"]),
+        )
+        # rejax 0.1.3's DQN fixes the hidden sizes of the network it makes: build it here instead.
+        network = EpsilonGreedyPolicy(DiscreteQNetwork)(
+            hidden_layer_sizes=hidden,
+            action_dim=int(base.env.action_space(base.env_params).n),
+            activation=getattr(nn, activation),
+        )
+        return base.replace(agent=network)
+    from rejax import PPO
+
+    return PPO.create(
+        **kwargs,
+        num_steps=int(values["num_steps"]),
+        num_minibatches=int(values["num_minibatches"]),
+        agent_kwargs={"hidden_layer_sizes": hidden, "activation": activation},
+    )
 
 
-def stack_algos(base: Any, runs: Sequence[Mapping[str, Any]]) -> Any:
+def steps_per_iteration(base: Any) -> int:
+    """Environment steps one `train_iteration` takes per run: a rollout (PPO), one step per env (DQN)."""
+    return int(base.num_envs) * int(getattr(base, "num_steps", 1))
+
+
+def stack_algos(base: Any, runs: Sequence[Mapping[str, Any]], algo: str) -> Any:
     """The base algorithm with every array field holding one value per run (leading axis = run);
     the fields kept in the optimizer state are stacked too (vmap maps every leaf) but unused."""
     n = len(runs)
     stacked = jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * n), base)
-    return stacked.replace(
-        **{k: jnp.asarray([float(r[k]) for r in runs], dtype=jnp.float32) for k in ALGO_KEYS}
-    )
+    keys = [k for k in VMAPPED[algo] if k not in OPTIMIZER_KEYS]
+    return stacked.replace(**{k: jnp.asarray([float(r[k]) for r in runs], dtype=jnp.float32) for k in keys})
 
 
 def with_optimizer(state: Any, learning_rate: Any, max_grad_norm: Any) -> Any:
@@ -155,11 +181,14 @@ def group(key: Any, config: Mapping[str, Any], values: Mapping[str, Any], episod
 
 
 def act_fn(algo: Any, state: Any) -> Any:
-    """The deterministic policy of `state`: the most likely action (a Gaussian's mean, clipped)."""
+    """The deterministic policy of `state`: the most likely action (a Gaussian's mean, clipped), or
+    for DQN the action of the highest Q-value."""
 
     def act(obs: Any, rng: Any) -> Any:
         if algo.normalize_observations:
             obs = algo.normalize_obs(state.obs_rms_state, obs)
+        if hasattr(state, "q_ts"):
+            return jnp.argmax(algo.agent.apply(state.q_ts.params, jnp.expand_dims(obs, 0))[0])
         dist = algo.actor.apply(
             state.actor_ts.params, jnp.expand_dims(obs, 0), method=lambda m, o: m._action_dist(o)
         )

@@ -33,13 +33,16 @@ class JaxPolicy:
     predict does), deterministic: the most likely action."""
 
     def __init__(self, base: Any, state: Mapping[str, Any]) -> None:
-        params = state["actor_ts"]["params"]
         rms = state.get("obs_rms_state") if base.normalize_observations else None
         space = base.action_space
+        q_params = state["q_ts"]["params"] if "q_ts" in state else None
+        params = state["actor_ts"]["params"] if q_params is None else None
 
         def act(obs: Any) -> Any:
             if rms is not None:
                 obs = (obs - rms["mean"]) / jnp.sqrt(rms["var"] + 1e-8)
+            if q_params is not None:  # DQN: the action of the highest Q-value
+                return jnp.argmax(base.agent.apply(q_params, obs), axis=-1)
             action = base.actor.apply(params, obs, method=lambda m, o: m._action_dist(o)).mode()
             return action if base.discrete else jnp.clip(action, space.low, space.high)
 
@@ -62,9 +65,13 @@ def load_policy(settings: Mapping[str, Any], path: str | Path) -> JaxPolicy:
         raise TrainerError(f"no model at {file}")
     saved = build.from_bytes(file.read_bytes())
     values = saved["settings"]
-    base = build.make_base(
-        {"env": values.get("env", settings.get("env")), "env_params": values.get("env_params")}, values
-    )
+    config = {
+        "algo": values.get("algo", settings.get("algo", "ppo")),
+        "timesteps": values.get("timesteps") or settings.get("timesteps") or 1,
+        "env": values.get("env", settings.get("env")),
+        "env_params": values.get("env_params"),
+    }
+    base = build.make_base(config, values)
     return JaxPolicy(base, saved["state"])
 
 

@@ -12,42 +12,83 @@ from typing import Any
 
 from rlsweep.errors import ConfigError, closest
 
-ALGOS = ("ppo",)
-
-#: Per-run values, vmapped: learning_rate and max_grad_norm live in the optimizer's state (optax's
-#: injectable hyperparameters), the others are array fields of the rejax algorithm.
-VMAPPED: dict[str, str] = {
-    "learning_rate": "Adam's step size (per run; PBT's explore changes it in the optimizer state)",
-    "gamma": "discount factor",
-    "gae_lambda": "GAE's lambda",
-    "clip_eps": "PPO's clipping range (policy and value)",
-    "ent_coef": "entropy bonus coefficient",
-    "vf_coef": "value loss coefficient",
-    "max_grad_norm": "clip each network's gradient to this global norm",
+#: Per-run values, vmapped, by algorithm: learning_rate and max_grad_norm live in the optimizer's
+#: state (optax's injectable hyperparameters), the others are array fields of the rejax algorithm.
+VMAPPED: dict[str, dict[str, str]] = {
+    "ppo": {
+        "learning_rate": "Adam's step size (per run; PBT's explore changes it in the optimizer state)",
+        "gamma": "discount factor",
+        "gae_lambda": "GAE's lambda",
+        "clip_eps": "PPO's clipping range (policy and value)",
+        "ent_coef": "entropy bonus coefficient",
+        "vf_coef": "value loss coefficient",
+        "max_grad_norm": "clip each network's gradient to this global norm",
+    },
+    "dqn": {
+        "learning_rate": "Adam's step size (per run; PBT's explore changes it in the optimizer state)",
+        "gamma": "discount factor",
+        "eps_start": "exploration's epsilon at the start",
+        "eps_end": "exploration's epsilon after exploration_fraction of the run",
+        "polyak": "target network averaging at each target update (0: copy the online network)",
+        "max_grad_norm": "clip the Q-network's gradient to this global norm",
+    },
 }
 
-#: Settings that change array shapes or the compiled program: runs differing in one train apart.
-SHAPE: dict[str, str] = {
-    "num_envs": "environments stepped in parallel per run",
-    "num_steps": "steps per environment per update (rollout length)",
-    "num_epochs": "passes over each rollout",
-    "num_minibatches": "minibatches per epoch (num_envs * num_steps must divide by it)",
-    "hidden_layer_sizes": "hidden layer widths of the actor and the critic, e.g. [64, 64]",
-    "activation": "hidden activation: tanh, relu, swish, gelu, elu",
-    "normalize_observations": "keep running observation statistics and normalise with them",
+#: Settings that change array shapes or the compiled program, by algorithm: runs differing in one
+#: train apart.
+SHAPE: dict[str, dict[str, str]] = {
+    "ppo": {
+        "num_envs": "environments stepped in parallel per run",
+        "num_steps": "steps per environment per update (rollout length)",
+        "num_epochs": "passes over each rollout",
+        "num_minibatches": "minibatches per epoch (num_envs * num_steps must divide by it)",
+        "hidden_layer_sizes": "hidden layer widths of the actor and the critic, e.g. [64, 64]",
+        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
+        "normalize_observations": "keep running observation statistics and normalise with them",
+    },
+    "dqn": {
+        "num_envs": "environments stepped in parallel per run (one step each per iteration)",
+        "num_epochs": "gradient steps per iteration",
+        "buffer_size": "replay buffer capacity, in transitions",
+        "fill_buffer": "environment steps of uniform random actions before learning starts",
+        "batch_size": "transitions per gradient step",
+        "target_update_freq": "environment steps between target network updates",
+        "exploration_fraction": "share of trainer.timesteps over which epsilon falls to eps_end",
+        "ddqn": "double DQN targets",
+        "hidden_layer_sizes": "hidden layer widths of the Q-network, e.g. [64, 64]",
+        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
+        "normalize_observations": "keep running observation statistics and normalise with them",
+    },
+}
+
+ALGOS = tuple(VMAPPED)
+
+#: Settings that must be whole numbers >= 1, by algorithm.
+WHOLE_NUMBERS: dict[str, tuple[str, ...]] = {
+    "ppo": ("num_envs", "num_steps", "num_epochs", "num_minibatches"),
+    "dqn": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq"),
 }
 
 ACTIVATIONS = ("tanh", "relu", "swish", "gelu", "elu", "leaky_relu", "silu")
 
-#: rejax's PPO defaults, spelled out so a run's recorded configuration says what it trained with.
-DEFAULTS: dict[str, Any] = {
-    "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01,
-    "vf_coef": 0.5, "max_grad_norm": 0.5, "num_envs": 16, "num_steps": 128, "num_epochs": 4,
-    "num_minibatches": 4, "hidden_layer_sizes": [64, 64], "activation": "tanh", "normalize_observations": False,
+#: rejax's defaults, spelled out so a run's recorded configuration says what it trained with (DQN's
+#: gradient clip: rejax has none, Stable-Baselines3 uses 10).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01,
+        "vf_coef": 0.5, "max_grad_norm": 0.5, "num_envs": 16, "num_steps": 128, "num_epochs": 4,
+        "num_minibatches": 4, "hidden_layer_sizes": [64, 64], "activation": "tanh", "normalize_observations": False,
+    },
+    "dqn": {
+        "learning_rate": 3e-4, "gamma": 0.99, "eps_start": 1.0, "eps_end": 0.05, "polyak": 0.99,
+        "max_grad_norm": 10.0, "num_envs": 1, "num_epochs": 1, "buffer_size": 131072, "fill_buffer": 2048,
+        "batch_size": 256, "target_update_freq": 1, "exploration_fraction": 0.1, "ddqn": True,
+        "hidden_layer_sizes": [64, 64], "activation": "swish", "normalize_observations": False,
+    },
 }  # fmt: skip
 
-#: `preset: sb3`: exactly Stable-Baselines3's PPO defaults (n_steps 2048 on one env, batch 64, 10
-#: epochs, two 64-unit tanh layers per network), so a comparison with the sb3 trainer is equal work.
+#: `preset: sb3` (PPO): exactly Stable-Baselines3's PPO defaults (n_steps 2048 on one env, batch 64,
+#: 10 epochs, two 64-unit tanh layers per network), so a comparison with the sb3 trainer is equal work.
 PRESETS: dict[str, dict[str, Any]] = {
     "sb3": {
         "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.0,
@@ -56,6 +97,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 
+
+def algo_of(config: Mapping[str, Any]) -> str:
+    return str(config.get("algo", "ppo")).lower()
+
+
 #: Trainer-section keys that are not algorithm settings.
 OWN: dict[str, str] = {
     "kind": "trainer kind (jax)",
@@ -63,7 +109,7 @@ OWN: dict[str, str] = {
     "env": "a gymnax environment id (CartPole-v1, Pendulum-v1, Breakout-MinAtar, ...) or rejax's 'brax/ant' form",
     "timesteps": "environment steps per run",
     "batch": "how many runs one worker trains at once (default 64)",
-    "preset": "start from a named set of settings: sb3 (Stable-Baselines3's PPO defaults)",
+    "preset": "start from a named set of settings: sb3 (Stable-Baselines3's PPO defaults; ppo only)",
     "env_params": "gymnax environment parameters (a mapping)",
     "compile_cache": "folder of JAX's persistent compilation cache (default ~/.cache/rlsweep/jax; false: off)",
     "shrink": "recompile for a smaller batch when half of its runs have stopped (default true)",
@@ -78,26 +124,33 @@ GYMNAX_ENVS = (
     "BernoulliBandit-misc", "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc", "Pong-misc",
 )  # fmt: skip
 
+#: The ones with continuous actions (and every Brax environment).
+CONTINUOUS = ("Pendulum-v1", "MountainCarContinuous-v0", "Reacher-misc", "Swimmer-misc")
+
 DEFAULT_BATCH = 64
 
 
 def algo_settings(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> dict[str, Any]:
     """One run's algorithm settings: the defaults (or the preset), then the trainer section, then params."""
-    preset = PRESETS.get(str(config.get("preset")), DEFAULTS)
-    out = dict(preset)
-    out.update({k: v for k, v in config.items() if k in VMAPPED or k in SHAPE})
-    out.update({k: v for k, v in hyperparams.items() if k in VMAPPED or k in SHAPE})
+    algo = algo_of(config)
+    known = {**VMAPPED.get(algo, {}), **SHAPE.get(algo, {})}
+    out = dict(PRESETS.get(str(config.get("preset")), DEFAULTS.get(algo, {})))
+    out.update({k: v for k, v in config.items() if k in known})
+    out.update({k: v for k, v in hyperparams.items() if k in known})
     return out
 
 
 def shape_key(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What must be equal for runs to train in one compiled program."""
+    """What must be equal for runs to train in one compiled program (DQN's exploration schedule is
+    compiled in, over trainer.timesteps)."""
+    algo = algo_of(config)
     values = algo_settings(config, hyperparams)
     return (
-        str(config.get("algo", "ppo")).lower(),
+        algo,
         str(config.get("env")),
         repr(sorted((config.get("env_params") or {}).items())),
-        *((k, repr(values[k])) for k in sorted(SHAPE)),
+        *((k, repr(values[k])) for k in sorted(SHAPE[algo])),
+        *((("timesteps", config.get("timesteps")),) if algo == "dqn" else ()),
     )
 
 
@@ -117,16 +170,24 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
             file=file,
             key="trainer.env",
         )
-    known = {**OWN, **VMAPPED, **SHAPE}
+    if algo == "dqn" and ("/" in env or env in CONTINUOUS):
+        raise ConfigError(
+            f"dqn needs discrete actions and {env} has continuous ones; use ppo", file=file, key="trainer.algo"
+        )
+    vmapped, shape = VMAPPED[algo], SHAPE[algo]
+    known = {**OWN, **vmapped, **shape}
+
+    def hint(key: str, names: Mapping[str, str]) -> str:
+        other = [a for a in ALGOS if key in VMAPPED[a] or key in SHAPE[a]]
+        return f" (a setting of {', '.join(other)}, not {algo})" if other else closest(key, names)
+
     for key in settings:
         if key not in known:
-            raise ConfigError(
-                f"unknown setting '{key}'{closest(key, known)}", file=file, key=f"trainer.{key}"
-            )
+            raise ConfigError(f"unknown setting '{key}'{hint(key, known)}", file=file, key=f"trainer.{key}")
     for key in hyperparams:
-        if key not in VMAPPED and key not in SHAPE:
+        if key not in vmapped and key not in shape:
             raise ConfigError(
-                f"the jax trainer has no hyperparameter '{key}'{closest(key, {**VMAPPED, **SHAPE})}",
+                f"the jax trainer has no hyperparameter '{key}'{hint(key, {**vmapped, **shape})}",
                 file=file,
                 key=f"params.{key}",
             )
@@ -143,26 +204,42 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
             file=file,
             key="trainer.preset",
         )
+    if preset is not None and algo != "ppo":
+        raise ConfigError(f"preset {preset!r} is for ppo; {algo} has no presets", file=file, key="trainer.preset")
     values = algo_settings(settings, hyperparams)
     where = {k: ("params" if k in hyperparams else "trainer") for k in values}
-    for key in VMAPPED:
+    for key in vmapped:
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"must be a number >= 0, got {value!r}", file=file, key=f"{where[key]}.{key}")
-    for key in ("num_envs", "num_steps", "num_epochs", "num_minibatches"):
+    for key in WHOLE_NUMBERS[algo]:
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(
                 f"must be a whole number >= 1, got {value!r}", file=file, key=f"{where[key]}.{key}"
             )
-    rollout = values["num_envs"] * values["num_steps"]
-    if rollout % values["num_minibatches"]:
-        raise ConfigError(
-            f"num_envs * num_steps = {rollout} does not divide into {values['num_minibatches']} minibatches; "
-            "choose num_minibatches among its divisors",
-            file=file,
-            key=f"{where['num_minibatches']}.num_minibatches",
-        )
+    if algo == "ppo":
+        rollout = values["num_envs"] * values["num_steps"]
+        if rollout % values["num_minibatches"]:
+            raise ConfigError(
+                f"num_envs * num_steps = {rollout} does not divide into {values['num_minibatches']} minibatches; "
+                "choose num_minibatches among its divisors",
+                file=file,
+                key=f"{where['num_minibatches']}.num_minibatches",
+            )
+    else:
+        for key in ("eps_start", "eps_end", "polyak", "exploration_fraction"):
+            value = values[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(f"must be between 0 and 1, got {value!r}", file=file, key=f"{where[key]}.{key}")
+        if values["batch_size"] > values["buffer_size"]:
+            raise ConfigError(
+                f"batch_size {values['batch_size']} is larger than buffer_size {values['buffer_size']}",
+                file=file,
+                key=f"{where['batch_size']}.batch_size",
+            )
+        if not isinstance(values["ddqn"], bool):
+            raise ConfigError(f"must be true or false, got {values['ddqn']!r}", file=file, key=f"{where['ddqn']}.ddqn")
     sizes = values["hidden_layer_sizes"]
     if (
         not isinstance(sizes, list | tuple)
