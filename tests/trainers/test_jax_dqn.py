@@ -71,7 +71,7 @@ def test_dqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_pat
 
 def test_dqn_settings_are_checked_apart_from_ppo_s(tmp_path: Path) -> None:
     cases = [
-        ({"env": "Pendulum-v1"}, "trainer.algo: dqn needs discrete actions and Pendulum-v1 has continuous ones; use ppo"),
+        ({"env": "Pendulum-v1"}, "trainer.algo: dqn needs discrete actions and Pendulum-v1 has continuous ones; use ppo, sac or td3"),
         ({"num_steps": 64}, "trainer.num_steps: unknown setting 'num_steps' (a setting of ppo, not dqn)"),
         ({"batch_size": 8192}, "trainer.batch_size: batch_size 8192 is larger than buffer_size 4096"),
         ({"eps_end": 1.5}, "trainer.eps_end: must be between 0 and 1, got 1.5"),

@@ -21,7 +21,7 @@ import optax
 from flax import serialization
 from flax.training.train_state import TrainState
 
-from rlsweep.trainers.jax.settings import VMAPPED, algo_of
+from rlsweep.trainers.jax.settings import OFF_POLICY, VMAPPED, algo_of
 
 #: Per-run values kept in the optimizer state rather than on the algorithm.
 OPTIMIZER_KEYS = ("learning_rate", "max_grad_norm")
@@ -49,6 +49,13 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     if config.get("env_params"):
         kwargs["env_params"] = dict(config["env_params"])
     hidden, activation = tuple(values["hidden_layer_sizes"]), str(values["activation"])
+    if algo in OFF_POLICY:
+        kwargs.update(
+            buffer_size=int(values["buffer_size"]),
+            fill_buffer=int(values["fill_buffer"]),
+            batch_size=int(values["batch_size"]),
+            target_update_freq=int(values["target_update_freq"]),
+        )
     if algo == "dqn":
         from flax import linen as nn
         from rejax import DQN
@@ -56,10 +63,6 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
 
         base = DQN.create(
             **kwargs,
-            buffer_size=int(values["buffer_size"]),
-            fill_buffer=int(values["fill_buffer"]),
-            batch_size=int(values["batch_size"]),
-            target_update_freq=int(values["target_update_freq"]),
             exploration_fraction=float(values["exploration_fraction"]),
             ddqn=bool(values["ddqn"]),
             total_timesteps=int(config["timesteps"]),
@@ -71,6 +74,30 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             activation=getattr(nn, activation),
         )
         return base.replace(agent=network)
+    if algo == "sac":
+        from rejax import SAC
+
+        return SAC.create(
+            **kwargs,
+            num_critics=int(values["num_critics"]),
+            hidden_layer_sizes=hidden,
+            agent_kwargs={"activation": activation},
+        )
+    if algo == "td3":
+        from flax import linen as nn
+        from rejax import TD3
+        from rejax.networks import DeterministicPolicy, QNetwork
+
+        base = TD3.create(**kwargs, num_critics=int(values["num_critics"]), policy_delay=int(values["policy_delay"]))
+        # As DQN: rejax 0.1.3's TD3 fixes its networks' hidden sizes.
+        space = base.env.action_space(base.env_params)
+        fn = getattr(nn, activation)
+        return base.replace(
+            actor=DeterministicPolicy(
+                int(np.prod(space.shape)), (space.low, space.high), hidden_layer_sizes=hidden, activation=fn
+            ),
+            critic=QNetwork(hidden_layer_sizes=hidden, activation=fn),
+        )
     from rejax import PPO
 
     return PPO.create(
@@ -180,23 +207,44 @@ def group(key: Any, config: Mapping[str, Any], values: Mapping[str, Any], episod
     return _GROUPS[(key, episodes)]
 
 
+def _mode(module: Any, obs: Any) -> Any:
+    """A policy network's most likely action (a squashed Gaussian's squashed mean)."""
+    from rejax.networks import DeterministicPolicy, SquashedGaussianPolicy
+
+    if isinstance(module, DeterministicPolicy):
+        return module(obs)
+    mode = module._action_dist(obs).mode()
+    if isinstance(module, SquashedGaussianPolicy):
+        return module.action_loc + jnp.tanh(mode) * module.action_scale
+    return mode
+
+
+def policy_params(state: Any) -> Any:
+    """The parameters that act: the Q-network's (DQN) or the actor's; `state` a rejax state or its dict."""
+    if isinstance(state, Mapping):
+        return (state["q_ts"] if "q_ts" in state else state["actor_ts"])["params"]
+    return (state.q_ts if hasattr(state, "q_ts") else state.actor_ts).params
+
+
+def best_action(base: Any, params: Any, obs: Any) -> Any:
+    """The deterministic action for a batch of (normalised) observations: the highest Q-value's
+    (DQN), or the actor's most likely action, clipped to the action space."""
+    if getattr(base, "actor", None) is None:
+        return jnp.argmax(base.agent.apply(params, obs), axis=-1)
+    action = base.actor.apply(params, obs, method=_mode)
+    if base.discrete:
+        return action
+    space = base.env.action_space(base.env_params)
+    return jnp.clip(action, space.low, space.high)
+
+
 def act_fn(algo: Any, state: Any) -> Any:
-    """The deterministic policy of `state`: the most likely action (a Gaussian's mean, clipped), or
-    for DQN the action of the highest Q-value."""
+    """The deterministic policy of `state` for one observation (rejax's evaluate)."""
 
     def act(obs: Any, rng: Any) -> Any:
         if algo.normalize_observations:
             obs = algo.normalize_obs(state.obs_rms_state, obs)
-        if hasattr(state, "q_ts"):
-            return jnp.argmax(algo.agent.apply(state.q_ts.params, jnp.expand_dims(obs, 0))[0])
-        dist = algo.actor.apply(
-            state.actor_ts.params, jnp.expand_dims(obs, 0), method=lambda m, o: m._action_dist(o)
-        )
-        action = jnp.squeeze(dist.mode(), 0)
-        if not algo.discrete:
-            space = algo.env.action_space(algo.env_params)
-            action = jnp.clip(action, space.low, space.high)
-        return action
+        return best_action(algo, policy_params(state), jnp.expand_dims(obs, 0))[0]
 
     return act
 

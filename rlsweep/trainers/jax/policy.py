@@ -34,17 +34,12 @@ class JaxPolicy:
 
     def __init__(self, base: Any, state: Mapping[str, Any]) -> None:
         rms = state.get("obs_rms_state") if base.normalize_observations else None
-        space = base.action_space
-        q_params = state["q_ts"]["params"] if "q_ts" in state else None
-        params = state["actor_ts"]["params"] if q_params is None else None
+        params = build.policy_params(state)
 
         def act(obs: Any) -> Any:
             if rms is not None:
                 obs = (obs - rms["mean"]) / jnp.sqrt(rms["var"] + 1e-8)
-            if q_params is not None:  # DQN: the action of the highest Q-value
-                return jnp.argmax(base.agent.apply(q_params, obs), axis=-1)
-            action = base.actor.apply(params, obs, method=lambda m, o: m._action_dist(o)).mode()
-            return action if base.discrete else jnp.clip(action, space.low, space.high)
+            return build.best_action(base, params, obs)
 
         self._act = jax.jit(act)
         self._obs_rank = len(base.obs_space.shape)

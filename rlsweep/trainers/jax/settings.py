@@ -32,6 +32,22 @@ VMAPPED: dict[str, dict[str, str]] = {
         "polyak": "target network averaging at each target update (0: copy the online network)",
         "max_grad_norm": "clip the Q-network's gradient to this global norm",
     },
+    "sac": {
+        "learning_rate": "Adam's step size of actor, critics and temperature (per run; PBT changes it)",
+        "gamma": "discount factor",
+        "polyak": "target critics' averaging at each target update",
+        "target_entropy_ratio": "discrete actions: target entropy as a share of the uniform policy's",
+        "max_grad_norm": "clip each network's gradient to this global norm",
+    },
+    "td3": {
+        "learning_rate": "Adam's step size of actor and critics (per run; PBT changes it)",
+        "gamma": "discount factor",
+        "polyak": "target networks' averaging at each target update",
+        "exploration_noise": "std of the Gaussian noise on actions while collecting",
+        "target_noise": "std of the smoothing noise on target actions",
+        "target_noise_clip": "clip of that smoothing noise",
+        "max_grad_norm": "clip each network's gradient to this global norm",
+    },
 }
 
 #: Settings that change array shapes or the compiled program, by algorithm: runs differing in one
@@ -59,6 +75,31 @@ SHAPE: dict[str, dict[str, str]] = {
         "activation": "hidden activation: tanh, relu, swish, gelu, elu",
         "normalize_observations": "keep running observation statistics and normalise with them",
     },
+    "sac": {
+        "num_envs": "environments stepped in parallel per run (one step each per iteration)",
+        "num_epochs": "gradient steps per iteration",
+        "buffer_size": "replay buffer capacity, in transitions",
+        "fill_buffer": "environment steps of uniform random actions before learning starts",
+        "batch_size": "transitions per gradient step",
+        "target_update_freq": "environment steps between target network updates",
+        "num_critics": "critics (the minimum of their values is the target)",
+        "hidden_layer_sizes": "hidden layer widths of the actor and the critics, e.g. [64, 64]",
+        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
+        "normalize_observations": "keep running observation statistics and normalise with them",
+    },
+    "td3": {
+        "num_envs": "environments stepped in parallel per run (one step each per iteration)",
+        "num_epochs": "gradient steps per iteration",
+        "buffer_size": "replay buffer capacity, in transitions",
+        "fill_buffer": "environment steps of uniform random actions before learning starts",
+        "batch_size": "transitions per gradient step",
+        "target_update_freq": "environment steps between target network updates",
+        "num_critics": "critics (the minimum of their values is the target)",
+        "policy_delay": "critic updates per actor (and target) update",
+        "hidden_layer_sizes": "hidden layer widths of the actor and the critics, e.g. [64, 64]",
+        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
+        "normalize_observations": "keep running observation statistics and normalise with them",
+    },
 }
 
 ALGOS = tuple(VMAPPED)
@@ -67,12 +108,23 @@ ALGOS = tuple(VMAPPED)
 WHOLE_NUMBERS: dict[str, tuple[str, ...]] = {
     "ppo": ("num_envs", "num_steps", "num_epochs", "num_minibatches"),
     "dqn": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq"),
-}
+    "sac": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq", "num_critics"),
+    "td3": (
+        "num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq", "num_critics",
+        "policy_delay",
+    ),
+}  # fmt: skip
+
+#: Algorithms with a replay buffer (and their checks), and the ones that need discrete or
+#: continuous actions.
+OFF_POLICY = ("dqn", "sac", "td3")
+DISCRETE_ONLY = ("dqn",)
+CONTINUOUS_ONLY = ("td3",)
 
 ACTIVATIONS = ("tanh", "relu", "swish", "gelu", "elu", "leaky_relu", "silu")
 
-#: rejax's defaults, spelled out so a run's recorded configuration says what it trained with (DQN's
-#: gradient clip: rejax has none, Stable-Baselines3 uses 10).
+#: rejax's defaults, spelled out so a run's recorded configuration says what it trained with (the
+#: off-policy algorithms' gradient clip: rejax has none, Stable-Baselines3's DQN uses 10).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ppo": {
         "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01,
@@ -83,6 +135,18 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "learning_rate": 3e-4, "gamma": 0.99, "eps_start": 1.0, "eps_end": 0.05, "polyak": 0.99,
         "max_grad_norm": 10.0, "num_envs": 1, "num_epochs": 1, "buffer_size": 131072, "fill_buffer": 2048,
         "batch_size": 256, "target_update_freq": 1, "exploration_fraction": 0.1, "ddqn": True,
+        "hidden_layer_sizes": [64, 64], "activation": "swish", "normalize_observations": False,
+    },
+    "sac": {
+        "learning_rate": 3e-4, "gamma": 0.99, "polyak": 0.99, "target_entropy_ratio": 0.98, "max_grad_norm": 10.0,
+        "num_envs": 1, "num_epochs": 1, "buffer_size": 131072, "fill_buffer": 2048, "batch_size": 256,
+        "target_update_freq": 1, "num_critics": 2, "hidden_layer_sizes": [64, 64], "activation": "relu",
+        "normalize_observations": False,
+    },
+    "td3": {
+        "learning_rate": 3e-4, "gamma": 0.99, "polyak": 0.99, "exploration_noise": 0.3, "target_noise": 0.2,
+        "target_noise_clip": 0.5, "max_grad_norm": 10.0, "num_envs": 1, "num_epochs": 1, "buffer_size": 131072,
+        "fill_buffer": 2048, "batch_size": 256, "target_update_freq": 1, "num_critics": 2, "policy_delay": 2,
         "hidden_layer_sizes": [64, 64], "activation": "swish", "normalize_observations": False,
     },
 }  # fmt: skip
@@ -170,9 +234,18 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
             file=file,
             key="trainer.env",
         )
-    if algo == "dqn" and ("/" in env or env in CONTINUOUS):
+    continuous = "/" in env or env in CONTINUOUS
+    if algo in DISCRETE_ONLY and continuous:
         raise ConfigError(
-            f"dqn needs discrete actions and {env} has continuous ones; use ppo", file=file, key="trainer.algo"
+            f"{algo} needs discrete actions and {env} has continuous ones; use ppo, sac or td3",
+            file=file,
+            key="trainer.algo",
+        )
+    if algo in CONTINUOUS_ONLY and not continuous:
+        raise ConfigError(
+            f"{algo} needs continuous actions and {env} has discrete ones; use ppo, dqn or sac",
+            file=file,
+            key="trainer.algo",
         )
     vmapped, shape = VMAPPED[algo], SHAPE[algo]
     known = {**OWN, **vmapped, **shape}
@@ -218,7 +291,7 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
             raise ConfigError(
                 f"must be a whole number >= 1, got {value!r}", file=file, key=f"{where[key]}.{key}"
             )
-    if algo == "ppo":
+    if algo not in OFF_POLICY:
         rollout = values["num_envs"] * values["num_steps"]
         if rollout % values["num_minibatches"]:
             raise ConfigError(
@@ -228,7 +301,8 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
                 key=f"{where['num_minibatches']}.num_minibatches",
             )
     else:
-        for key in ("eps_start", "eps_end", "polyak", "exploration_fraction"):
+        shares = ("polyak", "eps_start", "eps_end", "exploration_fraction", "target_entropy_ratio")
+        for key in (k for k in shares if k in values):
             value = values[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ConfigError(f"must be between 0 and 1, got {value!r}", file=file, key=f"{where[key]}.{key}")
@@ -238,7 +312,7 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
                 file=file,
                 key=f"{where['batch_size']}.batch_size",
             )
-        if not isinstance(values["ddqn"], bool):
+        if not isinstance(values.get("ddqn", False), bool):
             raise ConfigError(f"must be true or false, got {values['ddqn']!r}", file=file, key=f"{where['ddqn']}.ddqn")
     sizes = values["hidden_layer_sizes"]
     if (
