@@ -126,7 +126,7 @@ def test_bad_settings_are_exit_2_errors(tmp_path: Path) -> None:
     cases = [
         (
             {"algo": "ppp"},
-            "trainer.algo: unknown algo 'ppp' (did you mean 'ppo'?); the jax trainer trains: ppo, dqn, sac, td3",
+            "trainer.algo: unknown algo 'ppp' (did you mean 'ppo'?); the jax trainer trains: ppo, dqn, pqn, sac, td3",
         ),
         (
             {"env": "CartPole-v2"},

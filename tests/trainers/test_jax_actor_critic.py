@@ -68,7 +68,7 @@ def test_actor_critic_runs_train_as_one_batch_and_their_actors_play_gymnasium(al
 
 def test_actor_critic_settings_are_checked(tmp_path: Path) -> None:
     cases = [
-        ("td3", {"env": "CartPole-v1"}, "trainer.algo: td3 needs continuous actions and CartPole-v1 has discrete ones; use ppo, dqn or sac"),
+        ("td3", {"env": "CartPole-v1"}, "trainer.algo: td3 needs continuous actions and CartPole-v1 has discrete ones; use ppo, dqn, pqn or sac"),
         ("sac", {"policy_delay": 2}, "trainer.policy_delay: unknown setting 'policy_delay' (a setting of td3, not sac)"),
         ("td3", {"polyak": 1.5}, "trainer.polyak: must be between 0 and 1, got 1.5"),
         ("sac", {"num_critics": 0}, "trainer.num_critics: must be a whole number >= 1, got 0"),

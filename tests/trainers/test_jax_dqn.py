@@ -72,7 +72,7 @@ def test_dqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_pat
 def test_dqn_settings_are_checked_apart_from_ppo_s(tmp_path: Path) -> None:
     cases = [
         ({"env": "Pendulum-v1"}, "trainer.algo: dqn needs discrete actions and Pendulum-v1 has continuous ones; use ppo, sac or td3"),
-        ({"num_steps": 64}, "trainer.num_steps: unknown setting 'num_steps' (a setting of ppo, not dqn)"),
+        ({"num_steps": 64}, "trainer.num_steps: unknown setting 'num_steps' (a setting of ppo and pqn, not dqn)"),
         ({"batch_size": 8192}, "trainer.batch_size: batch_size 8192 is larger than buffer_size 4096"),
         ({"eps_end": 1.5}, "trainer.eps_end: must be between 0 and 1, got 1.5"),
         ({"fill_buffer": 0}, "trainer.fill_buffer: must be a whole number >= 1, got 0"),
@@ -151,3 +151,29 @@ def test_a_dqn_member_continues_with_its_donors_q_network_and_replay_buffer(tmp_
             for a, b in zip(got, want, strict=True):
                 np.testing.assert_array_equal(a, b)  # an exact copy, buffer included
         assert float(start["q_ts"]["opt_state"]["hyperparams"]["learning_rate"]) == pytest.approx(lr)
+
+
+@pytest.mark.slow
+def test_pqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_path: Path) -> None:
+    from rlsweep.trainers.jax import JaxTrainer
+
+    pqn = {"num_envs": 16, "num_steps": 32, "num_minibatches": 4, "num_epochs": 4, "exploration_fraction": 0.2}
+    sweep = dqn_sweep("cartpole-pqn", tmp_path)
+    sweep["trainer"] = {"kind": "jax", "algo": "pqn", "env": "CartPole-v1", "timesteps": 40960, "batch": 2, **pqn}
+    sweep["eval"]["every"] = 8192
+    handle = run_in_process(sweep)
+    trials = {handle.decode(t.params)["learning_rate"]: t for t in handle.study.get_trials(deepcopy=False)}
+    assert len({t.user_attrs["batch"]["id"] for t in trials.values()}) == 1
+    for t in trials.values():  # 512 steps per iteration (16 envs x 32 steps)
+        assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [8192, 16384, 24576, 32768, 40960]
+    learned, still = trials[3e-3], trials[1e-6]
+    assert learned.value > 150 and still.value < 50, (learned.value, still.value)
+    config = handle.sweep.trainer
+    policy = JaxTrainer.load_policy(config, learned.user_attrs["model"])
+    env = JaxTrainer.make_env(config, 0)
+    obs, _ = env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, term, trunc, _ = env.step(int(policy(obs)))
+        total, done = total + float(reward), term or trunc
+    assert total > 0.5 * learned.value

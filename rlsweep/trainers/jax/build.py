@@ -48,7 +48,7 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     }
     if config.get("env_params"):
         kwargs["env_params"] = dict(config["env_params"])
-    hidden, activation = tuple(values["hidden_layer_sizes"]), str(values["activation"])
+    hidden, activation = tuple(values["hidden_layer_sizes"]), str(values.get("activation", "relu"))
     if algo in OFF_POLICY:
         kwargs.update(
             buffer_size=int(values["buffer_size"]),
@@ -72,6 +72,25 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             hidden_layer_sizes=hidden,
             action_dim=int(base.env.action_space(base.env_params).n),
             activation=getattr(nn, activation),
+        )
+        return base.replace(agent=network)
+    if algo == "pqn":
+        from flax import linen as nn
+        from rejax import PQN
+        from rejax.networks import DiscreteQNetwork, EpsilonGreedyPolicy
+
+        base = PQN.create(
+            **kwargs,
+            num_steps=int(values["num_steps"]),
+            num_minibatches=int(values["num_minibatches"]),
+            exploration_fraction=float(values["exploration_fraction"]),
+            total_timesteps=int(config["timesteps"]),
+        )
+        # As DQN (PQN's LayerNorm + ReLU kept): rejax 0.1.3 fixes the hidden sizes.
+        network = EpsilonGreedyPolicy(DiscreteQNetwork)(
+            hidden_layer_sizes=hidden,
+            action_dim=int(base.env.action_space(base.env_params).n),
+            activation=_layer_norm_relu,
         )
         return base.replace(agent=network)
     if algo == "sac":
@@ -106,6 +125,13 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         num_minibatches=int(values["num_minibatches"]),
         agent_kwargs={"hidden_layer_sizes": hidden, "activation": activation},
     )
+
+
+def _layer_norm_relu(x: Any) -> Any:
+    """PQN's hidden activation: LayerNorm, then ReLU (a module function: its LayerNorm is a submodule)."""
+    from flax import linen as nn
+
+    return nn.relu(nn.LayerNorm()(x))
 
 
 def steps_per_iteration(base: Any) -> int:

@@ -32,6 +32,14 @@ VMAPPED: dict[str, dict[str, str]] = {
         "polyak": "target network averaging at each target update (0: copy the online network)",
         "max_grad_norm": "clip the Q-network's gradient to this global norm",
     },
+    "pqn": {
+        "learning_rate": "Adam's step size (per run; PBT's explore changes it in the optimizer state)",
+        "gamma": "discount factor",
+        "td_lambda": "lambda of the Q(lambda) targets",
+        "eps_start": "exploration's epsilon at the start",
+        "eps_end": "exploration's epsilon after exploration_fraction of the run",
+        "max_grad_norm": "clip the Q-network's gradient to this global norm",
+    },
     "sac": {
         "learning_rate": "Adam's step size of actor, critics and temperature (per run; PBT changes it)",
         "gamma": "discount factor",
@@ -75,6 +83,15 @@ SHAPE: dict[str, dict[str, str]] = {
         "activation": "hidden activation: tanh, relu, swish, gelu, elu",
         "normalize_observations": "keep running observation statistics and normalise with them",
     },
+    "pqn": {
+        "num_envs": "environments stepped in parallel per run",
+        "num_steps": "steps per environment per update (rollout length)",
+        "num_epochs": "passes over each rollout",
+        "num_minibatches": "minibatches per epoch (num_envs * num_steps must divide by it)",
+        "exploration_fraction": "share of trainer.timesteps over which epsilon falls to eps_end",
+        "hidden_layer_sizes": "hidden layer widths of the Q-network (LayerNorm + ReLU), e.g. [64, 64]",
+        "normalize_observations": "keep running observation statistics and normalise with them",
+    },
     "sac": {
         "num_envs": "environments stepped in parallel per run (one step each per iteration)",
         "num_epochs": "gradient steps per iteration",
@@ -108,6 +125,7 @@ ALGOS = tuple(VMAPPED)
 WHOLE_NUMBERS: dict[str, tuple[str, ...]] = {
     "ppo": ("num_envs", "num_steps", "num_epochs", "num_minibatches"),
     "dqn": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq"),
+    "pqn": ("num_envs", "num_steps", "num_epochs", "num_minibatches"),
     "sac": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq", "num_critics"),
     "td3": (
         "num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq", "num_critics",
@@ -118,7 +136,9 @@ WHOLE_NUMBERS: dict[str, tuple[str, ...]] = {
 #: Algorithms with a replay buffer (and their checks), and the ones that need discrete or
 #: continuous actions.
 OFF_POLICY = ("dqn", "sac", "td3")
-DISCRETE_ONLY = ("dqn",)
+DISCRETE_ONLY = ("dqn", "pqn")
+#: Algorithms whose exploration schedule is compiled in over trainer.timesteps.
+SCHEDULED = ("dqn", "pqn")
 CONTINUOUS_ONLY = ("td3",)
 
 ACTIVATIONS = ("tanh", "relu", "swish", "gelu", "elu", "leaky_relu", "silu")
@@ -136,6 +156,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_grad_norm": 10.0, "num_envs": 1, "num_epochs": 1, "buffer_size": 131072, "fill_buffer": 2048,
         "batch_size": 256, "target_update_freq": 1, "exploration_fraction": 0.1, "ddqn": True,
         "hidden_layer_sizes": [64, 64], "activation": "swish", "normalize_observations": False,
+    },
+    "pqn": {
+        "learning_rate": 3e-4, "gamma": 0.99, "td_lambda": 0.9, "eps_start": 1.0, "eps_end": 0.05,
+        "max_grad_norm": 10.0, "num_envs": 64, "num_steps": 64, "num_epochs": 1, "num_minibatches": 16,
+        "exploration_fraction": 0.1, "hidden_layer_sizes": [64, 64], "normalize_observations": False,
     },
     "sac": {
         "learning_rate": 3e-4, "gamma": 0.99, "polyak": 0.99, "target_entropy_ratio": 0.98, "max_grad_norm": 10.0,
@@ -205,8 +230,8 @@ def algo_settings(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> 
 
 
 def shape_key(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What must be equal for runs to train in one compiled program (DQN's exploration schedule is
-    compiled in, over trainer.timesteps)."""
+    """What must be equal for runs to train in one compiled program (DQN's and PQN's exploration
+    schedule is compiled in, over trainer.timesteps)."""
     algo = algo_of(config)
     values = algo_settings(config, hyperparams)
     return (
@@ -214,7 +239,7 @@ def shape_key(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> tupl
         str(config.get("env")),
         repr(sorted((config.get("env_params") or {}).items())),
         *((k, repr(values[k])) for k in sorted(SHAPE[algo])),
-        *((("timesteps", config.get("timesteps")),) if algo == "dqn" else ()),
+        *((("timesteps", config.get("timesteps")),) if algo in SCHEDULED else ()),
     )
 
 
@@ -243,7 +268,7 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
         )
     if algo in CONTINUOUS_ONLY and not continuous:
         raise ConfigError(
-            f"{algo} needs continuous actions and {env} has discrete ones; use ppo, dqn or sac",
+            f"{algo} needs continuous actions and {env} has discrete ones; use ppo, dqn, pqn or sac",
             file=file,
             key="trainer.algo",
         )
@@ -252,7 +277,8 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
 
     def hint(key: str, names: Mapping[str, str]) -> str:
         other = [a for a in ALGOS if key in VMAPPED[a] or key in SHAPE[a]]
-        return f" (a setting of {', '.join(other)}, not {algo})" if other else closest(key, names)
+        owners = " and ".join([", ".join(other[:-1]), other[-1]] if len(other) > 1 else other)
+        return f" (a setting of {owners}, not {algo})" if other else closest(key, names)
 
     for key in settings:
         if key not in known:
@@ -291,6 +317,11 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
             raise ConfigError(
                 f"must be a whole number >= 1, got {value!r}", file=file, key=f"{where[key]}.{key}"
             )
+    shares = ("polyak", "eps_start", "eps_end", "exploration_fraction", "target_entropy_ratio", "td_lambda")
+    for key in (k for k in shares if k in values):
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ConfigError(f"must be between 0 and 1, got {value!r}", file=file, key=f"{where[key]}.{key}")
     if algo not in OFF_POLICY:
         rollout = values["num_envs"] * values["num_steps"]
         if rollout % values["num_minibatches"]:
@@ -301,11 +332,6 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
                 key=f"{where['num_minibatches']}.num_minibatches",
             )
     else:
-        shares = ("polyak", "eps_start", "eps_end", "exploration_fraction", "target_entropy_ratio")
-        for key in (k for k in shares if k in values):
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ConfigError(f"must be between 0 and 1, got {value!r}", file=file, key=f"{where[key]}.{key}")
         if values["batch_size"] > values["buffer_size"]:
             raise ConfigError(
                 f"batch_size {values['batch_size']} is larger than buffer_size {values['buffer_size']}",
@@ -325,7 +351,7 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
             file=file,
             key=f"{where['hidden_layer_sizes']}.hidden_layer_sizes",
         )
-    if values["activation"] not in ACTIVATIONS:
+    if "activation" in values and values["activation"] not in ACTIVATIONS:
         act = values["activation"]
         raise ConfigError(
             f"unknown activation {act!r}{closest(str(act), ACTIVATIONS)}; known: {', '.join(ACTIVATIONS)}",
