@@ -22,7 +22,7 @@ from rlsweep.errors import ConfigError
 from rlsweep.render.pool import RenderJob, timeline_jobs
 from rlsweep.study.attrs import MODEL_ATTR
 
-_STEP = re.compile(r"step_(\d+)\.zip$")
+_STEP = re.compile(r"step_(\d+)\.(?:zip|msgpack)$")
 RENDER_PREFIX = "rlsweep:render:"  # + a digest of the file's absolute path, one per written file
 RECORD_COLUMNS = ("path", "study", "run", "config_id", "seed", "return", "length", "step", "final", "shard")
 

@@ -168,3 +168,45 @@ def test_runs_differing_in_a_shape_setting_fall_in_different_groups() -> None:
     assert same != JaxTrainer.batch_group(config, {"learning_rate": 1e-3, "num_steps": 64})
     assert same != JaxTrainer.batch_group(config, {"hidden_layer_sizes": [16]})
     assert JaxTrainer.batch_size_for(config) == 64 and JaxTrainer.batch_size_for({**config, "batch": 8}) == 8
+
+
+@pytest.mark.slow
+def test_checkpoint_every_saves_states_that_render_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # checkpoint.every 1500 with evaluations every 1024 steps: a checkpoint is taken at the first
+    # evaluation at or after 1500 (2048) and at or after 3000 (3072); the run ends at 4096.
+    sweep = jax_sweep("jax-ckpt", tmp_path, checkpoint={"every": 1500})
+    sweep["params"] = {"learning_rate": 3e-3}
+    handle = run_in_process(sweep)
+    (trial,) = handle.study.get_trials(deepcopy=False)
+    saved = [Path(p) for p in trial.user_attrs["checkpoints"]]
+    assert [p.name for p in saved] == ["step_2048.msgpack", "step_3072.msgpack"]
+    assert all(p.is_file() and p.parent == handle.artifact_dir(trial.number) / "checkpoints" for p in saved)
+    from rlsweep.trainers.jax import JaxTrainer, build
+
+    # a checkpoint is a whole state: it plays, and a run can continue from it (the worker resumes a
+    # lost run from its last one)
+    state = build.from_bytes(saved[0].read_bytes())["state"]
+    assert int(state["global_step"]) == 2048
+    policy = JaxTrainer.load_policy(handle.sweep.trainer, saved[0])
+    assert int(policy(JaxTrainer.make_env(handle.sweep.trainer, 0).reset(seed=0)[0])) in (0, 1)
+    # what the worker does for a lost run: the rest of the budget from the last checkpoint
+    from rlsweep.trainers._base import Decision, RunContext
+
+    recorded: dict[str, Any] = {}
+    config = dict(handle.sweep.trainer)
+    resumed = RunContext(
+        "jax-ckpt", 99, config, {"learning_rate": 3e-3}, {}, 0, 1024, 1024, 4, "eval/mean_return", tmp_path / "99",
+        lambda step, metrics: Decision.CONTINUE, start_checkpoint=saved[1], start_step=3072,
+        record=lambda key, value: recorded.__setitem__(key, value),
+    )  # fmt: skip
+    JaxTrainer(config).train_batch([resumed])
+    assert recorded["start_from"] == "file"
+    assert int(build.from_bytes(Path(recorded["model"]).read_bytes())["state"]["global_step"]) == 4096
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    args = ["render", "jax-ckpt", "--run", str(trial.number), "--checkpoints", "--workers", "1", "--max-steps", "20"]
+    assert main(args) == 0, capsys.readouterr()
+    gifs = sorted(p.name for p in (tmp_path / "runs" / "jax-ckpt" / "render").rglob("*.gif"))
+    assert gifs == ["step-000002048.gif", "step-000003072.gif", "step-000004096-final.gif"], gifs

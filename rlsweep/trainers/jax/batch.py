@@ -87,6 +87,11 @@ def train_batch(runs: list[RunContext]) -> None:
         jnp.asarray([r.seed % 2**31 for r in runs], dtype=jnp.uint32)
     )
     finals: dict[int, dict[str, Any]] = {}
+    # checkpoint.every: the next step at which each run saves a checkpoint (at the first
+    # evaluation at or after it: chunks end at evaluations)
+    every = [r.checkpoint_every or 0 for r in runs]
+    next_checkpoint = [r.start_step + e if e else math.inf for r, e in zip(runs, every, strict=True)]
+    saved: list[list[str]] = [[] for _ in runs]
     train_s = 0.0
     evaluation = 0
     shrink = bool(config.get("shrink", True))
@@ -123,6 +128,13 @@ def train_batch(runs: list[RunContext]) -> None:
                 ),
             }
             decision = run.report(step, metrics)
+            if step >= next_checkpoint[i] and all(math.isfinite(v) for v in metrics.values()):
+                path = run.checkpoint_dir / f"step_{step}.msgpack"
+                _write_state(path, build.run_slice(state, int(lane)), run, values[i])
+                saved[i].append(str(path))
+                run.record("checkpoints", list(saved[i]))
+                while next_checkpoint[i] <= step:
+                    next_checkpoint[i] += every[i]
             if decision.should_stop or done[i] >= totals[i]:
                 active[i] = False
                 finals[i] = build.run_slice(state, int(lane))
@@ -205,13 +217,18 @@ def _start_states(
 
 
 def _save(run: RunContext, final: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-    """The run's whole state (to continue from) and its settings (to rebuild the policy network
-    whether its shape was searched or fixed), written to a temporary name and renamed."""
+    """The run's final state, recorded as its model."""
     path = run.artifact_dir / MODEL_FILE
+    run.record(MODEL_ATTR, str(_write_state(path, final, run, values)))
+
+
+def _write_state(path: Path, state: Mapping[str, Any], run: RunContext, values: Mapping[str, Any]) -> Path:
+    """A run's whole state (to continue from) and its settings (to rebuild the policy network
+    whether its shape was searched or fixed), written to a temporary name and renamed."""
     tmp = atomic_path(path)
     tmp.write_bytes(
         build.to_bytes(
-            final,
+            state,
             {
                 **values,
                 "algo": algo_of(run.config),
@@ -221,7 +238,7 @@ def _save(run: RunContext, final: Mapping[str, Any], values: Mapping[str, Any]) 
             },
         )
     )
-    run.record(MODEL_ATTR, str(commit_file(tmp, path)))
+    return commit_file(tmp, path)
 
 
 def _remember(run: RunContext, final: dict[str, Any]) -> None:

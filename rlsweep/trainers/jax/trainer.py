@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rlsweep.errors import ConfigError
 from rlsweep.trainers._base import RunContext, Trainer
 from rlsweep.trainers.jax import settings as jax_settings
 
@@ -26,18 +25,6 @@ class JaxTrainer(Trainer):
     @classmethod
     def validate(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: str) -> None:
         jax_settings.validate(settings, hyperparams, file)
-
-    @classmethod
-    def validate_checkpoint(
-        cls, settings: Mapping[str, Any], checkpoint: Mapping[str, Any], file: str
-    ) -> None:
-        for key in ("every", "replay_buffer"):
-            if checkpoint.get(key):
-                raise ConfigError(
-                    f"the jax trainer saves each run's final state only; remove checkpoint.{key}",
-                    file=file,
-                    key=f"checkpoint.{key}",
-                )
 
     @classmethod
     def batch_size_for(cls, settings: Mapping[str, Any]) -> int:
