@@ -177,3 +177,22 @@ def test_pqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_pat
         obs, reward, term, trunc, _ = env.step(int(policy(obs)))
         total, done = total + float(reward), term or trunc
     assert total > 0.5 * learned.value
+
+
+def test_a_memory_limit_sizes_the_batch(tmp_path: Path) -> None:
+    from rlsweep.trainers.jax import JaxTrainer, build
+    from rlsweep.trainers.jax.settings import algo_settings
+
+    config = {"kind": "jax", "algo": "dqn", "env": "CartPole-v1", "timesteps": 8000, "batch": 64}
+    per_run = build.state_bytes(config, algo_settings(config, {}))
+    # the default buffer: 131,072 transitions of 4 float32 observations (twice), action, reward, done
+    assert 4 * 2**20 < per_run < 6 * 2**20
+    assert JaxTrainer.batch_size_for({**config, "memory": 10 * build.STATE_COPIES * per_run}) == 10
+    assert JaxTrainer.batch_size_for({**config, "memory": "10GiB"}) == 64  # the batch setting caps it
+    assert JaxTrainer.batch_size_for({**config, "memory": 1}) == 1  # never below one run
+    assert JaxTrainer.batch_size_for(config) == 64
+    for bad, message in (("12 parsecs", "cannot read '12 parsecs' as a size"), (0, "must be more than 0 bytes")):
+        with pytest.raises(ConfigError) as err:
+            load_sweep(dqn_sweep("bad", tmp_path, memory=bad), file="sweep.yaml")
+        assert str(err.value).startswith(f"sweep.yaml: trainer.memory: {message}")
+    assert load_sweep(dqn_sweep("ok", tmp_path, memory="auto"), file="sweep.yaml").sweep.trainer["memory"] == "auto"

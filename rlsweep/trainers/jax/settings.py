@@ -7,6 +7,7 @@ batch; shape settings (`SHAPE`) split runs into groups, one compilation each. Pu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -187,6 +188,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_memory(value: Any) -> int | None:
+    """`trainer.memory` in bytes; None for `auto` (decided on the device); ValueError if unreadable."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+        if match is None or match[2].lower() not in UNITS:
+            raise ValueError(f"cannot read {value!r} as a size; give bytes or e.g. 512MiB, 4GiB, or auto")
+        number, unit = float(match[1]), match[2].lower()
+    size = int(number * UNITS[unit])
+    if size < 1:
+        raise ValueError(f"must be more than 0 bytes, got {value!r}")
+    return size
+
+
 def algo_of(config: Mapping[str, Any]) -> str:
     return str(config.get("algo", "ppo")).lower()
 
@@ -202,6 +223,7 @@ OWN: dict[str, str] = {
     "env_params": "gymnax environment parameters (a mapping)",
     "compile_cache": "folder of JAX's persistent compilation cache (default ~/.cache/rlsweep/jax; false: off)",
     "shrink": "recompile for a smaller batch when half of its runs have stopped (default true)",
+    "memory": "memory one worker's batch may use (bytes, or 512MiB, 4GiB, ...; auto: 3/4 of a GPU's, half the free RAM)",
 }
 
 #: The gymnax 0.0.9 registry, so validation needs no JAX import.
@@ -296,6 +318,11 @@ def validate(settings: Mapping[str, Any], hyperparams: Mapping[str, Any], file: 
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"must be a whole number >= 1, got {value!r}", file=file, key=f"trainer.{key}")
+    if "memory" in settings:
+        try:
+            parse_memory(settings["memory"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=file, key="trainer.memory") from None
     preset = settings.get("preset")
     if preset is not None and preset not in PRESETS:
         raise ConfigError(

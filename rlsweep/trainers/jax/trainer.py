@@ -28,7 +28,15 @@ class JaxTrainer(Trainer):
 
     @classmethod
     def batch_size_for(cls, settings: Mapping[str, Any]) -> int:
-        return int(settings.get("batch", jax_settings.DEFAULT_BATCH))
+        """`batch`, or with `memory` as many runs as fit in it (from the trainer section's shapes:
+        searched shape settings are not known before a claim)."""
+        batch = int(settings.get("batch", jax_settings.DEFAULT_BATCH))
+        if "memory" not in settings:
+            return batch
+        from rlsweep.trainers.jax import build
+
+        values = jax_settings.algo_settings(settings, {})
+        return build.fit_batch(settings, values, batch, jax_settings.parse_memory(settings["memory"]))
 
     @classmethod
     def batch_group(cls, config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> Any:
