@@ -60,7 +60,7 @@ def train_batch(runs: list[RunContext]) -> None:
     cache = compile_cache(config)
     values = [algo_settings(r.config, r.hyperparams) for r in runs]
     clock = time.perf_counter()
-    grp = build.group(shape_key(config, runs[0].hyperparams), config, values[0], runs[0].eval_episodes)
+    grp = build.group(shape_key(config, runs[0].hyperparams), config, values[0], runs[0].eval_episodes, cache)
     base = grp.base
     per_iteration = build.steps_per_iteration(base)
     n = len(runs)

@@ -9,9 +9,16 @@ Importing this module imports JAX, optax and rejax.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
 import json
+import sys
 import time
-from collections.abc import Mapping, Sequence
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -22,6 +29,43 @@ from flax import serialization
 from flax.training.train_state import TrainState
 
 from rlsweep.trainers.jax.settings import OFF_POLICY, VMAPPED, algo_of
+
+
+def _defer(name: str) -> None:
+    """Import module `name` when one of its attributes is first used, not now: gymnax imports
+    seaborn and pyplot for the rendering of a few environments, which training never does (with
+    pandas and scipy.stats, about 1.1 s of every worker's start). The stub in sys.modules loads the
+    real module on first use and takes on its attributes. A module already imported, or not
+    installed, is left alone. (importlib's LazyLoader does not help: an import statement reads
+    the module's __spec__, which loads it.)"""
+    if name in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None:
+        return
+    stub = types.ModuleType(name)
+    stub.__spec__ = spec
+
+    def load(attr: str) -> Any:
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        stub.__dict__.update(real.__dict__)
+        return getattr(real, attr)
+
+    stub.__getattr__ = load  # type: ignore[method-assign]
+    sys.modules[name] = stub
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, stub)
+
+
+for _name in ("seaborn", "matplotlib.pyplot"):
+    _defer(_name)
+
 
 #: Per-run values kept in the optimizer state rather than on the algorithm.
 OPTIMIZER_KEYS = ("learning_rate", "max_grad_norm")
@@ -107,7 +151,9 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         from rejax import TD3
         from rejax.networks import DeterministicPolicy, QNetwork
 
-        base = TD3.create(**kwargs, num_critics=int(values["num_critics"]), policy_delay=int(values["policy_delay"]))
+        base = TD3.create(
+            **kwargs, num_critics=int(values["num_critics"]), policy_delay=int(values["policy_delay"])
+        )
         # As DQN: rejax 0.1.3's TD3 fixes its networks' hidden sizes.
         space = base.env.action_space(base.env_params)
         fn = getattr(nn, activation)
@@ -223,30 +269,53 @@ class Group:
     fixed rejax state class (rejax makes a new class at every `init_state`, and a compiled program
     accepts only the tree structure it was compiled for) and the compiled program per batch width."""
 
-    def __init__(self, config: Mapping[str, Any], values: Mapping[str, Any], episodes: int) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        values: Mapping[str, Any],
+        episodes: int,
+        name: str = "",
+        cache: str | None = None,
+    ) -> None:
+        self.name, self.cache = name, cache  # for compile_lock
+        self.initialised = False
         self.base = make_base(config, values)
-        self.one = jax.jit(lambda key: with_optimizer(self.base.init_state(key), 3e-4, 0.5))(
-            jax.random.PRNGKey(0)
+        # One run's state as shapes only (traced, nothing compiled): its tree structure and class.
+        self.one = jax.eval_shape(
+            lambda key: with_optimizer(self.base.init_state(key), 3e-4, 0.5), jax.random.PRNGKey(0)
         )
+        # One run's fresh state, compiled once per group and called per run: any batch width
+        # reuses it (a vmapped init would compile again for every width).
         self._init = jax.jit(
-            jax.vmap(
-                lambda key, lr, clip: serialization.to_state_dict(
-                    with_optimizer(self.base.init_state(key), lr, clip)
-                )
+            lambda key, lr, clip: serialization.to_state_dict(
+                with_optimizer(self.base.init_state(key), lr, clip)
             )
         )
         self.chunk = jax.jit(make_chunk(episodes))
         self.programs: dict[int, Any] = {}
 
     def template(self, n: int) -> Any:
-        return jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * n), self.one)
+        """The structure of `n` stacked states (shapes only): what a stacked state dict is read into."""
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct((n, *x.shape), x.dtype), self.one)
 
     def init(self, seeds: Sequence[int], runs: Sequence[Mapping[str, Any]]) -> Any:
         """Fresh states for every run, stacked (leading axis = run), in this group's state class."""
-        keys = jnp.stack([jax.random.PRNGKey(int(s) % 2**31) for s in seeds])
-        lrs = jnp.asarray([float(r["learning_rate"]) for r in runs], dtype=jnp.float32)
-        clips = jnp.asarray([float(r["max_grad_norm"]) for r in runs], dtype=jnp.float32)
-        return serialization.from_state_dict(self.template(len(seeds)), self._init(keys, lrs, clips))
+        with (
+            compile_lock(self.cache, f"{self.name}/init")
+            if not self.initialised
+            else contextlib.nullcontext()
+        ):
+            states = [
+                self._init(
+                    jax.random.PRNGKey(int(seed) % 2**31),
+                    jnp.float32(run["learning_rate"]),
+                    jnp.float32(run["max_grad_norm"]),
+                )
+                for seed, run in zip(seeds, runs, strict=True)
+            ]
+        self.initialised = True
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        return serialization.from_state_dict(self.template(len(seeds)), stacked)
 
     def program(self, *args: Any) -> tuple[Any, float]:
         """The compiled chunk for this batch width, and the seconds spent tracing and compiling it
@@ -255,16 +324,37 @@ class Group:
         if width in self.programs:
             return self.programs[width], 0.0
         clock = time.perf_counter()
-        self.programs[width] = self.chunk.lower(*args).compile()
+        with compile_lock(self.cache, f"{self.name}/chunk/{width}"):
+            self.programs[width] = self.chunk.lower(*args).compile()
         return self.programs[width], time.perf_counter() - clock
+
+
+@contextlib.contextmanager
+def compile_lock(cache: str | None, name: str) -> Iterator[None]:
+    """Held while compiling `name` into the persistent cache `cache`: another worker on this machine
+    about to compile the same program waits, then loads it from the cache instead of compiling it
+    at the same time (two compilations on 2 cores take about twice as long each). No cache: no lock."""
+    if cache is None:
+        yield
+        return
+    path = Path(cache) / "locks" / f"{hashlib.sha1(name.encode()).hexdigest()[:20]}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 _GROUPS: dict[Any, Group] = {}
 
 
-def group(key: Any, config: Mapping[str, Any], values: Mapping[str, Any], episodes: int) -> Group:
+def group(
+    key: Any, config: Mapping[str, Any], values: Mapping[str, Any], episodes: int, cache: str | None = None
+) -> Group:
     if (key, episodes) not in _GROUPS:
-        _GROUPS[(key, episodes)] = Group(config, values, episodes)
+        _GROUPS[(key, episodes)] = Group(config, values, episodes, f"{key!r}/{episodes}", cache)
     return _GROUPS[(key, episodes)]
 
 
