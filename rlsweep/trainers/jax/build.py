@@ -333,16 +333,23 @@ class Group:
 def compile_lock(cache: str | None, name: str) -> Iterator[None]:
     """Held while compiling `name` into the persistent cache `cache`: another worker on this machine
     about to compile the same program waits, then loads it from the cache instead of compiling it
-    at the same time (two compilations on 2 cores take about twice as long each). No cache: no lock."""
+    at the same time (two compilations on 2 cores take about twice as long each). Once the program
+    is in the cache (a `.done` mark beside the lock), workers load it at once, without the lock.
+    No cache: no lock."""
     if cache is None:
         yield
         return
     path = Path(cache) / "locks" / f"{hashlib.sha1(name.encode()).hexdigest()[:20]}.lock"
+    done = path.with_suffix(".done")
+    if done.exists():
+        yield
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
+            done.touch()
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
