@@ -6,13 +6,17 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+#: The end of the names of rlsweep's own event files (TensorBoard reads them as any other), so a
+#: command trainer that tails a program's event files in the same folder never reads them back.
+OWN_SUFFIX = ".rlsweep"
+
 
 class EventWriter:
     def __init__(self, logdir: Path) -> None:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         logdir.mkdir(parents=True, exist_ok=True)
-        self._writer = EventFileWriter(str(logdir))
+        self._writer = EventFileWriter(str(logdir), filename_suffix=OWN_SUFFIX)
 
     def add_scalars(self, step: int, metrics: Mapping[str, float]) -> None:
         from tensorboard.compat.proto import event_pb2, summary_pb2

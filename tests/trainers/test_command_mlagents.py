@@ -129,3 +129,27 @@ def test_bad_opt_stop_is_named(tmp_path: Path, bad: dict[str, Any]) -> None:
         else f"s.yaml: {key}.after: unknown key 'after'; known: tag, step, min, max"
     )
     assert str(info.value) == expected
+
+
+def test_a_program_may_write_its_event_files_where_rlsweep_writes_its_own(tmp_path: Path) -> None:
+    # rlsweep writes every run's metrics to <run_dir>/tb as well; a program logging there too, with
+    # its tags kept under their own names, must not have rlsweep's copies read back as new values
+    # (each poll used to re-report every earlier step once more)
+    template = tmp_path / "cfg.yaml"
+    template.write_text(yaml.safe_dump({"behaviors": {"3DBall": {"max_steps": 5000, "summary_freq": 1000}}}))
+    tag = "Environment/Cumulative Reward"
+    sweep = sweep_for(
+        template,
+        command=["{python}", STANDIN, "{config_file}", "--run-id={run_id}", "--results-dir={run_dir}/tb"],
+        metrics={"tensorboard": "{run_dir}/tb", "tags": {tag: tag}},
+        env={"STANDIN_SECONDS_PER_SUMMARY": "0.3"},
+        poll=0.1,
+        timesteps=5000,
+    )
+    sweep.update(objective={"metric": tag}, storage=f"sqlite:///{tmp_path}/study.db", artifacts=str(tmp_path / "artifacts"))
+    handle = run_in_process(sweep)
+    (trial,) = handle.study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [1000, 2000, 3000, 4000, 5000]
+    rows = [(int(r["step"]), str(r["name"])) for r in handle.metrics([trial.number], None)]
+    assert sorted(rows) == [(step, tag) for step in (1000, 2000, 3000, 4000, 5000)]

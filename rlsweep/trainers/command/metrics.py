@@ -15,10 +15,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rlsweep.tensorboard import OWN_SUFFIX
+
 Record = tuple[int | None, dict[str, float]]  # (step, values); None: the step of the last record
 _HEADER = 12  # uint64 length + uint32 masked CRC of the length
 _FOOTER = 4  # uint32 masked CRC of the data
-EVENT_GLOB = "events.out.tfevents.*"
+EVENT_GLOB = "events.out.tfevents.*"  # a program's, not rlsweep's own (OWN_SUFFIX)
 
 
 class RecordReader:
@@ -88,7 +90,7 @@ class TensorBoardSource:
     def poll(self) -> Iterator[Record]:
         if self.folder.is_dir():
             for path in sorted(self.folder.rglob(EVENT_GLOB)):
-                if path not in self.readers:
+                if path not in self.readers and not path.name.endswith(OWN_SUFFIX):  # rlsweep's copy
                     sub = path.parent.relative_to(self.folder).as_posix()
                     self.readers[path] = (RecordReader(path), "" if sub == "." else sub + "/")
         for reader, prefix in self.readers.values():
