@@ -45,6 +45,32 @@ def jax_sweep(name: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
     }
 
 
+def gymnasium_returns(
+    config: dict[str, Any], model: str, episodes: int, *, batched: bool = False, check: Any = None
+) -> list[float]:
+    """Returns of `episodes` episodes (seeds 0, 1, ...) a saved JAX policy plays on the Gymnasium
+    twin of its environment; `batched` feeds it one observation as a batch of one, `check(action)`
+    looks at every action."""
+    from rlsweep.trainers.jax import JaxTrainer
+
+    policy = JaxTrainer.load_policy(config, model)
+    env = JaxTrainer.make_env(config, 0)
+    discrete = hasattr(env.action_space, "n")
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=episode)
+        total, done = 0.0, False
+        while not done:
+            action = policy(obs[None])[0] if batched else policy(obs)
+            if check is not None:
+                check(action)
+            obs, reward, term, trunc, _ = env.step(int(action) if discrete else action)
+            total += float(reward)
+            done = term or trunc
+        returns.append(total)
+    return returns
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     tmp_path = tmp_path_factory.mktemp("jax")
@@ -85,24 +111,11 @@ def test_a_batch_trains_together_and_each_run_ends_alone(trained: tuple[Path, An
 
 @pytest.mark.slow
 def test_saved_parameters_replay_their_evaluation_on_gymnasium(trained: tuple[Path, Any]) -> None:
-    from rlsweep.trainers.jax import JaxTrainer
-
     _, handle = trained
     best = max(
         (t for t in handle.study.get_trials(deepcopy=False) if t.value is not None), key=lambda t: t.value
     )
-    config = handle.sweep.trainer
-    policy = JaxTrainer.load_policy(config, best.user_attrs["model"])
-    env = JaxTrainer.make_env(config, 0)
-    returns = []
-    for episode in range(3):
-        obs, _ = env.reset(seed=episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, term, trunc, _ = env.step(int(policy(obs[None])[0]))
-            total += float(reward)
-            done = term or trunc
-        returns.append(total)
+    returns = gymnasium_returns(handle.sweep.trainer, best.user_attrs["model"], 3, batched=True)
     # the same network on Gymnasium's CartPole plays about as well as gymnax's evaluation measured
     assert sum(returns) / 3 > 0.5 * best.value
 

@@ -18,6 +18,7 @@ from optuna.trial import TrialState  # noqa: E402
 from rlsweep.config import load_sweep  # noqa: E402
 from rlsweep.errors import ConfigError  # noqa: E402
 from tests.conftest import run_in_process  # noqa: E402
+from tests.trainers.test_jax import gymnasium_returns  # noqa: E402
 
 TINY = {"num_envs": 4, "num_epochs": 4, "buffer_size": 16384, "fill_buffer": 1000, "batch_size": 128, "polyak": 0.995}
 LRS = [1e-6, 1e-3]
@@ -39,7 +40,6 @@ def sweep_of(algo: str, name: str, tmp_path: Path, **trainer: Any) -> dict[str, 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_actor_critic_runs_train_as_one_batch_and_their_actors_play_gymnasium(algo: str, tmp_path: Path) -> None:
-    from rlsweep.trainers.jax import JaxTrainer
 
     handle = run_in_process(sweep_of(algo, f"pendulum-{algo}", tmp_path))
     trials = {handle.decode(t.params)["learning_rate"]: t for t in handle.study.get_trials(deepcopy=False)}
@@ -49,20 +49,11 @@ def test_actor_critic_runs_train_as_one_batch_and_their_actors_play_gymnasium(al
         assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [4000, 8000, 12000]
     learned, still = trials[1e-3], trials[1e-6]
     assert learned.value > -700 and still.value < -1000, (learned.value, still.value)
-    config = handle.sweep.trainer
-    policy = JaxTrainer.load_policy(config, learned.user_attrs["model"])
-    env = JaxTrainer.make_env(config, 0)
-    returns = []
-    for episode in range(3):
-        obs, _ = env.reset(seed=episode)
-        total, done = 0.0, False
-        while not done:
-            action = policy(obs)
-            assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0  # within Pendulum's torque range
-            obs, reward, term, trunc, _ = env.step(action)
-            total += float(reward)
-            done = term or trunc
-        returns.append(total)
+
+    def in_range(action: Any) -> None:
+        assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0  # within Pendulum's torque range
+
+    returns = gymnasium_returns(handle.sweep.trainer, learned.user_attrs["model"], 3, check=in_range)
     assert sum(returns) / 3 > (learned.value + still.value) / 2, returns
 
 

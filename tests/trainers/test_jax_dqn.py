@@ -17,6 +17,7 @@ from optuna.trial import TrialState  # noqa: E402
 from rlsweep.config import load_sweep  # noqa: E402
 from rlsweep.errors import ConfigError  # noqa: E402
 from tests.conftest import run_in_process  # noqa: E402
+from tests.trainers.test_jax import gymnasium_returns  # noqa: E402
 
 TINY = {
     "num_envs": 4, "buffer_size": 4096, "fill_buffer": 500, "batch_size": 64, "hidden_layer_sizes": [64, 64],
@@ -40,7 +41,6 @@ def dqn_sweep(name: str, tmp_path: Path, **trainer: Any) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_dqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_path: Path) -> None:
-    from rlsweep.trainers.jax import JaxTrainer
 
     handle = run_in_process(dqn_sweep("cartpole-dqn", tmp_path))
     trials = {handle.decode(t.params)["learning_rate"]: t for t in handle.study.get_trials(deepcopy=False)}
@@ -53,18 +53,7 @@ def test_dqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_pat
     learned, still = trials[3e-3], trials[1e-6]
     # 3e-3 balances for over 100 steps by 4000 steps; 1e-6 barely moves its random Q-network.
     assert learned.value > 100 and still.value < 50, (learned.value, still.value)
-    config = handle.sweep.trainer
-    policy = JaxTrainer.load_policy(config, learned.user_attrs["model"])
-    env = JaxTrainer.make_env(config, 0)
-    returns = []
-    for episode in range(3):
-        obs, _ = env.reset(seed=episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, term, trunc, _ = env.step(int(policy(obs)))
-            total += float(reward)
-            done = term or trunc
-        returns.append(total)
+    returns = gymnasium_returns(handle.sweep.trainer, learned.user_attrs["model"], 3)
     # the greedy policy of the saved Q-network plays about as well as gymnax's evaluation measured
     assert sum(returns) / 3 > 0.5 * learned.value, returns
 
@@ -155,7 +144,6 @@ def test_a_dqn_member_continues_with_its_donors_q_network_and_replay_buffer(tmp_
 
 @pytest.mark.slow
 def test_pqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_path: Path) -> None:
-    from rlsweep.trainers.jax import JaxTrainer
 
     pqn = {"num_envs": 16, "num_steps": 32, "num_minibatches": 4, "num_epochs": 4, "exploration_fraction": 0.2}
     sweep = dqn_sweep("cartpole-pqn", tmp_path)
@@ -168,15 +156,8 @@ def test_pqn_runs_train_as_one_batch_and_their_q_networks_play_gymnasium(tmp_pat
         assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [8192, 16384, 24576, 32768, 40960]
     learned, still = trials[3e-3], trials[1e-6]
     assert learned.value > 150 and still.value < 50, (learned.value, still.value)
-    config = handle.sweep.trainer
-    policy = JaxTrainer.load_policy(config, learned.user_attrs["model"])
-    env = JaxTrainer.make_env(config, 0)
-    obs, _ = env.reset(seed=0)
-    total, done = 0.0, False
-    while not done:
-        obs, reward, term, trunc, _ = env.step(int(policy(obs)))
-        total, done = total + float(reward), term or trunc
-    assert total > 0.5 * learned.value
+    (played,) = gymnasium_returns(handle.sweep.trainer, learned.user_attrs["model"], 1)
+    assert played > 0.5 * learned.value
 
 
 def test_a_memory_limit_sizes_the_batch(tmp_path: Path) -> None:

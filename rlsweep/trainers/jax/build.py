@@ -103,7 +103,6 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     if algo == "dqn":
         from flax import linen as nn
         from rejax import DQN
-        from rejax.networks import DiscreteQNetwork, EpsilonGreedyPolicy
 
         base = DQN.create(
             **kwargs,
@@ -112,16 +111,9 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             total_timesteps=int(config["timesteps"]),
         )
         # rejax 0.1.3's DQN fixes the hidden sizes of the network it makes: build it here instead.
-        network = EpsilonGreedyPolicy(DiscreteQNetwork)(
-            hidden_layer_sizes=hidden,
-            action_dim=int(base.env.action_space(base.env_params).n),
-            activation=getattr(nn, activation),
-        )
-        return base.replace(agent=network)
+        return base.replace(agent=_q_network(base, hidden, getattr(nn, activation)))
     if algo == "pqn":
-        from flax import linen as nn
         from rejax import PQN
-        from rejax.networks import DiscreteQNetwork, EpsilonGreedyPolicy
 
         base = PQN.create(
             **kwargs,
@@ -131,12 +123,7 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             total_timesteps=int(config["timesteps"]),
         )
         # As DQN (PQN's LayerNorm + ReLU kept): rejax 0.1.3 fixes the hidden sizes.
-        network = EpsilonGreedyPolicy(DiscreteQNetwork)(
-            hidden_layer_sizes=hidden,
-            action_dim=int(base.env.action_space(base.env_params).n),
-            activation=_layer_norm_relu,
-        )
-        return base.replace(agent=network)
+        return base.replace(agent=_q_network(base, hidden, _layer_norm_relu))
     if algo == "sac":
         from rejax import SAC
 
@@ -171,6 +158,14 @@ def make_base(config: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         num_minibatches=int(values["num_minibatches"]),
         agent_kwargs={"hidden_layer_sizes": hidden, "activation": activation},
     )
+
+
+def _q_network(base: Any, hidden: tuple[int, ...], activation: Any) -> Any:
+    """rejax's epsilon-greedy Q-network with these hidden widths, for `base`'s discrete actions."""
+    from rejax.networks import DiscreteQNetwork, EpsilonGreedyPolicy
+
+    actions = int(base.env.action_space(base.env_params).n)
+    return EpsilonGreedyPolicy(DiscreteQNetwork)(hidden_layer_sizes=hidden, action_dim=actions, activation=activation)
 
 
 def _layer_norm_relu(x: Any) -> Any:

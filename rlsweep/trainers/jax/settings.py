@@ -59,80 +59,53 @@ VMAPPED: dict[str, dict[str, str]] = {
     },
 }
 
+_ROLLOUT = {
+    "num_envs": "environments stepped in parallel per run",
+    "num_steps": "steps per environment per update (rollout length)",
+    "num_epochs": "passes over each rollout",
+    "num_minibatches": "minibatches per epoch (num_envs * num_steps must divide by it)",
+}
+_REPLAY = {
+    "num_envs": "environments stepped in parallel per run (one step each per iteration)",
+    "num_epochs": "gradient steps per iteration",
+    "buffer_size": "replay buffer capacity, in transitions",
+    "fill_buffer": "environment steps of uniform random actions before learning starts",
+    "batch_size": "transitions per gradient step",
+    "target_update_freq": "environment steps between target network updates",
+}
+_EXPLORATION = {"exploration_fraction": "share of trainer.timesteps over which epsilon falls to eps_end"}
+_CRITICS = {"num_critics": "critics (the minimum of their values is the target)"}
+_ACTIVATION = {"activation": "hidden activation: tanh, relu, swish, gelu, elu"}
+_NORMALIZE = {"normalize_observations": "keep running observation statistics and normalise with them"}
+
+
+def _widths(networks: str) -> dict[str, str]:
+    return {"hidden_layer_sizes": f"hidden layer widths of {networks}, e.g. [64, 64]"}
+
+
 #: Settings that change array shapes or the compiled program, by algorithm: runs differing in one
 #: train apart.
 SHAPE: dict[str, dict[str, str]] = {
-    "ppo": {
-        "num_envs": "environments stepped in parallel per run",
-        "num_steps": "steps per environment per update (rollout length)",
-        "num_epochs": "passes over each rollout",
-        "num_minibatches": "minibatches per epoch (num_envs * num_steps must divide by it)",
-        "hidden_layer_sizes": "hidden layer widths of the actor and the critic, e.g. [64, 64]",
-        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
-        "normalize_observations": "keep running observation statistics and normalise with them",
-    },
+    "ppo": {**_ROLLOUT, **_widths("the actor and the critic"), **_ACTIVATION, **_NORMALIZE},
     "dqn": {
-        "num_envs": "environments stepped in parallel per run (one step each per iteration)",
-        "num_epochs": "gradient steps per iteration",
-        "buffer_size": "replay buffer capacity, in transitions",
-        "fill_buffer": "environment steps of uniform random actions before learning starts",
-        "batch_size": "transitions per gradient step",
-        "target_update_freq": "environment steps between target network updates",
-        "exploration_fraction": "share of trainer.timesteps over which epsilon falls to eps_end",
-        "ddqn": "double DQN targets",
-        "hidden_layer_sizes": "hidden layer widths of the Q-network, e.g. [64, 64]",
-        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
-        "normalize_observations": "keep running observation statistics and normalise with them",
+        **_REPLAY, **_EXPLORATION, "ddqn": "double DQN targets", **_widths("the Q-network"), **_ACTIVATION,
+        **_NORMALIZE,
     },
-    "pqn": {
-        "num_envs": "environments stepped in parallel per run",
-        "num_steps": "steps per environment per update (rollout length)",
-        "num_epochs": "passes over each rollout",
-        "num_minibatches": "minibatches per epoch (num_envs * num_steps must divide by it)",
-        "exploration_fraction": "share of trainer.timesteps over which epsilon falls to eps_end",
-        "hidden_layer_sizes": "hidden layer widths of the Q-network (LayerNorm + ReLU), e.g. [64, 64]",
-        "normalize_observations": "keep running observation statistics and normalise with them",
-    },
-    "sac": {
-        "num_envs": "environments stepped in parallel per run (one step each per iteration)",
-        "num_epochs": "gradient steps per iteration",
-        "buffer_size": "replay buffer capacity, in transitions",
-        "fill_buffer": "environment steps of uniform random actions before learning starts",
-        "batch_size": "transitions per gradient step",
-        "target_update_freq": "environment steps between target network updates",
-        "num_critics": "critics (the minimum of their values is the target)",
-        "hidden_layer_sizes": "hidden layer widths of the actor and the critics, e.g. [64, 64]",
-        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
-        "normalize_observations": "keep running observation statistics and normalise with them",
-    },
+    "pqn": {**_ROLLOUT, **_EXPLORATION, **_widths("the Q-network (LayerNorm + ReLU)"), **_NORMALIZE},
+    "sac": {**_REPLAY, **_CRITICS, **_widths("the actor and the critics"), **_ACTIVATION, **_NORMALIZE},
     "td3": {
-        "num_envs": "environments stepped in parallel per run (one step each per iteration)",
-        "num_epochs": "gradient steps per iteration",
-        "buffer_size": "replay buffer capacity, in transitions",
-        "fill_buffer": "environment steps of uniform random actions before learning starts",
-        "batch_size": "transitions per gradient step",
-        "target_update_freq": "environment steps between target network updates",
-        "num_critics": "critics (the minimum of their values is the target)",
-        "policy_delay": "critic updates per actor (and target) update",
-        "hidden_layer_sizes": "hidden layer widths of the actor and the critics, e.g. [64, 64]",
-        "activation": "hidden activation: tanh, relu, swish, gelu, elu",
-        "normalize_observations": "keep running observation statistics and normalise with them",
+        **_REPLAY, **_CRITICS, "policy_delay": "critic updates per actor (and target) update",
+        **_widths("the actor and the critics"), **_ACTIVATION, **_NORMALIZE,
     },
-}
+}  # fmt: skip
 
 ALGOS = tuple(VMAPPED)
 
 #: Settings that must be whole numbers >= 1, by algorithm.
 WHOLE_NUMBERS: dict[str, tuple[str, ...]] = {
-    "ppo": ("num_envs", "num_steps", "num_epochs", "num_minibatches"),
-    "dqn": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq"),
-    "pqn": ("num_envs", "num_steps", "num_epochs", "num_minibatches"),
-    "sac": ("num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq", "num_critics"),
-    "td3": (
-        "num_envs", "num_epochs", "buffer_size", "fill_buffer", "batch_size", "target_update_freq", "num_critics",
-        "policy_delay",
-    ),
-}  # fmt: skip
+    algo: tuple(k for k in shape if k in (*_ROLLOUT, *_REPLAY, *_CRITICS, "policy_delay"))
+    for algo, shape in SHAPE.items()
+}
 
 #: Algorithms with a replay buffer (and their checks), and the ones that need discrete or
 #: continuous actions.
