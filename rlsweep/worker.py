@@ -34,6 +34,7 @@ from rlsweep.strategies.seeds import (
 )
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
 from rlsweep.study import FollowUps, QueueRow, RunSpec, RunTrial, StudyHandle
+from rlsweep.study.attrs import CHECKPOINT_STEP, CHECKPOINTS_ATTR
 from rlsweep.study.workers import CRASHED
 from rlsweep.threads import limit_threads
 from rlsweep.trainers import get_trainer_class
@@ -376,18 +377,17 @@ class Worker:
         """Where a run queued again after an interruption or a lost worker (a preemption, a time
         limit, Ctrl-C) can continue: the last periodic checkpoint its previous attempt recorded,
         for a trainer that continues checkpoints. None: it starts from scratch."""
-        import re
         from pathlib import Path
 
         previous = row.attrs.get("retry_of")
         if previous is None or row.attrs.get("retry_reason") not in states.REQUEUED_REASONS or not self.trainer_cls.records_checkpoints:
             return None
         try:
-            saved = list(self.handle.trial(int(previous)).user_attrs.get("checkpoints") or [])
+            saved = list(self.handle.trial(int(previous)).user_attrs.get(CHECKPOINTS_ATTR) or [])
         except Exception:  # its trial is gone or unreadable: start over
             return None
         for path in reversed(saved):
-            step = re.search(r"step_(\d+)", Path(str(path)).name)
+            step = CHECKPOINT_STEP.search(Path(str(path)).name)
             if step and Path(str(path)).is_file():
                 return str(path), int(step[1])
         return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,8 @@ from typing import Any
 
 from rlsweep.errors import ConfigError
 from rlsweep.render.pool import RenderJob, timeline_jobs
-from rlsweep.study.attrs import MODEL_ATTR
+from rlsweep.study.attrs import CHECKPOINT_STEP, CHECKPOINTS_ATTR, MODEL_ATTR
 
-_STEP = re.compile(r"step_(\d+)\.(?:zip|msgpack)$")
 RENDER_PREFIX = "rlsweep:render:"  # + a digest of the file's absolute path, one per written file
 RECORD_COLUMNS = ("path", "study", "run", "config_id", "seed", "return", "length", "step", "final", "shard")
 
@@ -174,8 +172,8 @@ def top_policies(handle: Any, n: int) -> list[Policy]:
 def checkpoints(trial: Any) -> list[tuple[int, str]]:
     """(step, path) of every checkpoint a run recorded that is still on disk, by step."""
     found = []
-    for path in trial.user_attrs.get("checkpoints", []) or []:
-        match = _STEP.search(str(path))
+    for path in trial.user_attrs.get(CHECKPOINTS_ATTR, []) or []:
+        match = CHECKPOINT_STEP.search(str(path))
         if match and Path(path).is_file():
             found.append((int(match.group(1)), str(path)))
     return sorted(found)
@@ -184,7 +182,7 @@ def checkpoints(trial: Any) -> list[tuple[int, str]]:
 def no_checkpoints(handle: Any, trial: Any) -> str:
     """Why run `trial` has no checkpoint to render, and which runs have some."""
     head = f"run {trial.number} of study '{handle.name}'"
-    if trial.user_attrs.get("checkpoints"):
+    if trial.user_attrs.get(CHECKPOINTS_ATTR):
         return f"{head} has no saved checkpoints (its checkpoint files are missing)"
     every = getattr(getattr(handle.sweep, "checkpoint", None), "every", None)
     if not every:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 SWEEP_ATTR = "rlsweep:sweep"
 SPACE_ATTR = "rlsweep:space_hash"
 FILE_ATTR = "rlsweep:file"
@@ -13,3 +15,7 @@ CHILDREN_ATTR = "rlsweep:children"
 # evaluation and rendering load the model.
 CHECKPOINT_ATTR = "checkpoint"
 MODEL_ATTR = "model"
+# Periodic checkpoints (checkpoint.every), oldest first, each file named step_<environment steps>
+# with the trainer's extension: `render --checkpoints` plays them, a lost run resumes from the last.
+CHECKPOINTS_ATTR = "checkpoints"
+CHECKPOINT_STEP = re.compile(r"step_(\d+)\.(?:zip|msgpack)$")

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlsweep.errors import TrainerError
-from rlsweep.study.attrs import MODEL_ATTR
+from rlsweep.study.attrs import CHECKPOINTS_ATTR, MODEL_ATTR
 from rlsweep.trainers._base import RunContext, atomic_path, commit_file
 from rlsweep.trainers.jax import build
 from rlsweep.trainers.jax.settings import algo_of, algo_settings, shape_key
@@ -132,7 +132,7 @@ def train_batch(runs: list[RunContext]) -> None:
                 path = run.checkpoint_dir / f"step_{step}.msgpack"
                 _write_state(path, build.run_slice(state, int(lane)), run, values[i])
                 saved[i].append(str(path))
-                run.record("checkpoints", list(saved[i]))
+                run.record(CHECKPOINTS_ATTR, list(saved[i]))
                 while next_checkpoint[i] <= step:
                     next_checkpoint[i] += every[i]
             if decision.should_stop or done[i] >= totals[i]:

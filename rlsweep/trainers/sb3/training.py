@@ -16,7 +16,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from rlsweep.errors import TrainerError
-from rlsweep.study.attrs import MODEL_ATTR
+from rlsweep.study.attrs import CHECKPOINTS_ATTR, MODEL_ATTR
 from rlsweep.trainers._base import Decision, RunContext, atomic_path, commit_file
 from rlsweep.trainers.sb3.algos import OFF_POLICY, algorithm_class, algorithm_kwargs, load_for_continuing
 from rlsweep.trainers.sb3.buffer import replay_buffer_path, save_replay_buffer
@@ -250,7 +250,7 @@ class _Session:
     def checkpoint(self) -> None:
         path = self.save(self.run.checkpoint_dir / f"step_{self.global_step()}.zip", with_buffer=True)
         self.checkpoints.append(str(path))
-        self.run.record("checkpoints", list(self.checkpoints))
+        self.run.record(CHECKPOINTS_ATTR, list(self.checkpoints))
 
     def save_final(self) -> None:
         path = self.save(self.run.artifact_dir / "model.zip", with_buffer=True)
