@@ -241,16 +241,21 @@ class WorkerDeaths:
         """Settle the runs the dead worker i held; True when it held any (it is worth replacing)."""
         import signal
 
-        where = self.launcher.process_of(i)
-        if where is None:
+        from rlsweep.study.workers import CRASHED
+
+        prefix = self.launcher.worker_prefix(i)
+        if prefix is None:
             return False
         name = signal.Signals(-code).name if code < 0 and -code in signal.valid_signals() else None
-        if name in CRASH_SIGNALS:
-            self.handle.workers_registry.mark_process(*where, state=f"crashed:{name}")
+        # The launcher saw it end: its runs need not wait `lost_after` for its heartbeat to go stale
+        # (a worker on another node is not a process this host can look up).
+        self.handle.workers_registry.mark_started_as(prefix, f"{CRASHED}{name}" if name in CRASH_SIGNALS else "lost")
         how = f"killed by {name}" if name else f"exit code {code}"
-        held = [r for r in self.handle.rows([states.RUNNING]) if _runs_on(r.worker, where)]
+        held = [r.key for r in self.handle.rows([states.RUNNING]) if str(r.worker or "").startswith(prefix)]
         settled = self.handle.reap_lost(follow_ups=self.follow_ups)
-        mine = [r.key for r in held if r.key in settled]
+        # Another worker's reaper may have got there first (a process it saw was gone from this host).
+        lost = [r.key for r in self.handle.rows([states.LOST]) if str(r.worker or "").startswith(prefix)]
+        mine = list(dict.fromkeys([k for k in held if k in settled] + lost))
         if mine:
             self.echo(f"worker {i} died ({how}) holding {', '.join(mine)}: settled")
         return bool(mine)
@@ -258,12 +263,6 @@ class WorkerDeaths:
     def _work_left(self) -> bool:
         self.handle.reap_lost(follow_ups=self.follow_ups)
         return bool(self.handle.row_counts().get(states.WAITING, 0))
-
-
-def _runs_on(worker: str | None, where: tuple[str, int]) -> bool:
-    """Whether a worker id (host-pid-suffix, see worker.new_worker_id) names this process."""
-    host, pid = where
-    return bool(worker) and str(worker).startswith(f"{host}-{pid}-")
 
 
 def never_completed(handle: Any) -> dict[str, str]:

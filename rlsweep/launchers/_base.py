@@ -38,8 +38,9 @@ class Launcher(ABC):
     def discard(self) -> None:
         """Release what `prestart` started and `launch` did not use; called on every way out."""
 
-    def process_of(self, i: int) -> tuple[str, int] | None:
-        """(host, pid) of started worker i, where the launcher knows it (local processes); the
+    def worker_prefix(self, i: int) -> str | None:
+        """The prefix of the worker id that started worker i registers under, where the launcher
+        knows it (local processes: "host-pid-"; Ray tasks: the slot it gave the task); the
         supervisor then settles a dead worker's runs at once instead of after `lost_after`."""
         return None
 

@@ -166,8 +166,8 @@ class LocalLauncher(Launcher):
             self.procs.append(self._start(i, cmd, self._env(i, gpus, storage_url)))
         return max(0, count)
 
-    def process_of(self, i: int) -> tuple[str, int] | None:
-        return socket.gethostname(), int(self.procs[i].pid)
+    def worker_prefix(self, i: int) -> str | None:
+        return f"{socket.gethostname()}-{int(self.procs[i].pid)}-"  # as rlsweep.worker.new_worker_id
 
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.procs)

@@ -33,12 +33,13 @@ INTERRUPTED = 130  # the exit code of a task cancelled while its worker trained 
 _RAY_NAMES = {"cpu": "CPU", "gpu": "GPU", "memory": "memory"}  # --resources names -> Ray's
 
 
-def run_worker(study: str, url: str, index: int, workdir: str, log_dir: str) -> int:
+def run_worker(study: str, url: str, index: int, workdir: str, log_dir: str, slot: str) -> int:
     """The body of one Ray task, on whichever node Ray chose: run one `rlsweep worker` to the end.
 
     The storage URL travels as a task argument and reaches the worker through its environment,
     never its command line. The worker runs in the driver's folder when the node has it (a shared
-    file system), so relative paths in the sweep mean the same on every node."""
+    file system), so relative paths in the sweep mean the same on every node. The worker's id starts
+    with `slot` (unique to this task), so the driver knows whose runs to settle if the task dies."""
     import ray
 
     from rlsweep.threads import limit_threads
@@ -53,7 +54,7 @@ def run_worker(study: str, url: str, index: int, workdir: str, log_dir: str) -> 
         logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, RLSWEEP_STORAGE=url)
     limit_threads(env)
-    worker_id = f"ray{index}@{node}-{os.urandom(2).hex()}"
+    worker_id = f"{slot}{node}-{os.urandom(2).hex()}"
     cmd = [sys.executable, "-m", "rlsweep", "worker", "--study", study, "--id", worker_id]
     with open(logs / f"ray-worker-{index}.log", "ab") as out:
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")  # Ray's share of the node's GPUs for this task
@@ -106,6 +107,8 @@ class RayLauncher(Launcher):
         self.address = address
         self.log_dir = log_dir
         self.refs: list[Any] = []
+        self.slots: list[str] = []  # the worker-id prefix of each task (its index and this launch)
+        self._submit: Any = None  # starts task i (set by launch; respawn starts more)
         self._codes: dict[int, int] = {}
         self._notes: list[str] = []
         self._connected = False
@@ -152,8 +155,23 @@ class RayLauncher(Launcher):
         options = task_options(resources, [n.get("Resources", {}) for n in nodes], self.address)
         self.log_dir = (self.log_dir or Path("runs") / study / "logs").resolve()
         remote = ray.remote(run_worker).options(**options, max_retries=0, scheduling_strategy="SPREAD")
-        cwd = os.getcwd()
-        self.refs = [remote.remote(study, url, i, cwd, str(self.log_dir)) for i in range(n_workers)]
+        cwd, launch = os.getcwd(), os.urandom(3).hex()
+
+        def submit(i: int) -> None:
+            self.slots.append(f"ray{i}.{launch}@")
+            self.refs.append(remote.remote(study, url, i, cwd, str(self.log_dir), self.slots[i]))
+
+        self._submit = submit
+        self.respawn(study, storage_url, n_workers)
+
+    def respawn(self, study: str, storage_url: str, count: int) -> int:
+        """More tasks of the launched kind (a node died with one: its runs were settled)."""
+        for _ in range(count):
+            self._submit(len(self.refs))
+        return max(0, count)
+
+    def worker_prefix(self, i: int) -> str | None:
+        return self.slots[i]
 
     def alive(self) -> int:
         if not self.refs:

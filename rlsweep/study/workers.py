@@ -34,13 +34,13 @@ class WorkerRegistry:
         with self.engine.connect() as con:
             return [dict(r) for r in con.execute(sa.select(w).where(w.c.study == self.name)).mappings()]
 
-    def mark_process(self, host: str, pid: int, state: str) -> int:
-        """Set the state of this study's live workers run by process `pid` on `host` (the launcher
-        saw it exit; e.g. "crashed:SIGSEGV"); returns how many rows changed."""
+    def mark_started_as(self, prefix: str, state: str) -> int:
+        """Set the state of this study's live workers whose id starts with `prefix` (the launcher saw
+        the process it started exit: "crashed:SIGSEGV", or "lost"); returns how many rows changed."""
         w = self.table
         with self.engine.begin() as con:
             result = con.execute(
-                w.update().where(w.c.study == self.name, w.c.host == host, w.c.pid == pid, w.c.state == "alive").values(state=state)
+                w.update().where(w.c.study == self.name, w.c.id.startswith(prefix, autoescape=True), w.c.state == "alive").values(state=state)
             )
             return int(result.rowcount or 0)
 
