@@ -223,3 +223,58 @@ def test_checkpoint_every_saves_states_that_render_and_resume(
     assert main(args) == 0, capsys.readouterr()
     gifs = sorted(p.name for p in (tmp_path / "runs" / "jax-ckpt" / "render").rglob("*.gif"))
     assert gifs == ["step-000002048.gif", "step-000003072.gif", "step-000004096-final.gif"], gifs
+
+
+COMPILED_FROM_SHAPES = """
+import fcntl, json, sys
+from pathlib import Path
+import jax, jax.numpy as jnp, numpy as np
+from rlsweep.trainers.jax import build
+from rlsweep.trainers.jax.batch import _chunk_args, _take, compile_cache
+from rlsweep.trainers.jax.settings import algo_of, algo_settings
+
+config, lrs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+cache = compile_cache(config)
+values = [algo_settings(config, {"learning_rate": lr}) for lr in lrs]
+grp = build.Group(config, values[0], 2, "first", cache)
+algos = build.stack_algos(grp.base, values, algo_of(config))
+out = {"idle": grp.compile_first(algos, 4)}  # nobody compiles the initialisation: nothing to gain
+lock = build._lock_path(cache, "first/init")
+lock.parent.mkdir(parents=True, exist_ok=True)
+with lock.open("a") as held:  # another worker compiling the initialisation
+    fcntl.flock(held, fcntl.LOCK_EX)
+    out["busy"] = grp.compile_first(algos, 4)
+state = grp.init([0, 1, 2], values)
+lanes = np.array([0, 1, 2, 0])
+keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(3))
+args = _chunk_args(_take(algos, lanes), _take(state, lanes), np.ones(4, int), keys, np.zeros(3, int), lanes)
+jax.block_until_ready(args)
+out["again"] = grp.program(*args)[1]
+entries = sorted(p.name for p in Path(cache).iterdir() if p.name.endswith("-cache"))
+other = build.Group(config, values[0], 2, "second", cache)  # another worker, from arrays
+other.program(*args)
+out["new_entries"] = len(set(p.name for p in Path(cache).iterdir() if p.name.endswith("-cache")) - set(entries))
+out["programs"] = len(grp.programs)
+print(json.dumps(out))
+"""
+
+
+def test_a_chunk_compiled_from_shapes_is_the_one_a_fresh_batch_uses(tmp_path: Path) -> None:
+    """While another worker compiles a group's initialisation, a worker compiles the chunk from
+    shapes alone (`Group.compile_first`). That program must be the one the fresh batch's arrays need:
+    no second compilation in this worker, and the same entry of the persistent cache, which another
+    worker then loads instead of compiling. (A fresh process: JAX sets its cache folder once.)"""
+    import subprocess
+    import sys
+
+    config = {"kind": "jax", "algo": "ppo", "env": "CartPole-v1", "timesteps": 1000, **TINY,
+              "compile_cache": str(tmp_path / "cache")}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", COMPILED_FROM_SHAPES, json.dumps(config), json.dumps(LRS[:3])],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["idle"] == 0.0 and out["busy"] > 0, out
+    assert out["again"] == 0.0 and out["programs"] == 1, out
+    assert out["new_entries"] == 0, out

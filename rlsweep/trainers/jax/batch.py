@@ -71,16 +71,17 @@ def train_batch(runs: list[RunContext]) -> None:
         "device": str(jax.devices()[0].platform),
         "cache": cache,
     }
-    state, sources = _start_states(grp, runs, values)
     algos = build.stack_algos(base, values, algo_of(config))
+    # lane -> run. Widths are powers of two (idle padding lanes repeat run 0), so batches of varying
+    # size (an asynchronous population, the last claim of a sweep) share a few compiled programs.
+    lanes = np.array(list(range(n)) + [0] * ((1 << (n - 1).bit_length()) - n))
+    grp.compile_first(algos, len(lanes))
+    state, sources = _start_states(grp, runs, values)
     compile_s = time.perf_counter() - clock
 
     totals = np.array([max(1, math.ceil(r.budget / per_iteration)) for r in runs])
     done = np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
-    # lane -> run. Widths are powers of two (idle padding lanes repeat run 0), so batches of varying
-    # size (an asynchronous population, the last claim of a sweep) share a few compiled programs.
-    lanes = np.array(list(range(n)) + [0] * ((1 << (n - 1).bit_length()) - n))
     if len(lanes) > n:
         state, algos = _take(state, lanes), _take(algos, lanes)
     eval_base = jax.jit(jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), EVAL_SEED_OFFSET)))(
@@ -142,7 +143,7 @@ def train_batch(runs: list[RunContext]) -> None:
                     _save(run, finals[i], values[i])
         if shrink and active.any() and active.sum() <= len(lanes) // 2:
             lanes, state, algos = _compact(lanes, active, state, algos)
-    info.update(compile_s=round(compile_s, 3), train_s=round(train_s, 3), widths=sorted(grp.programs))
+    info.update(compile_s=round(compile_s, 3), train_s=round(train_s, 3), widths=grp.widths())
     log.info("jax batch %s: %d runs, compile %.1f s, train %.1f s", info["id"], n, compile_s, train_s)
     for i, run in enumerate(runs):
         run.record("batch", info)

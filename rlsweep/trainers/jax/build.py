@@ -284,14 +284,17 @@ class Group:
         self._init = jax.jit(
             lambda key, lr, clip: serialization.to_state_dict(
                 with_optimizer(self.base.init_state(key), lr, clip)
-            )
+            ),
+            compiler_options=compile_effort("init"),
         )
-        self.chunk = jax.jit(make_chunk(episodes))
-        self.programs: dict[int, Any] = {}
+        self.chunk = jax.jit(make_chunk(episodes), compiler_options=compile_effort("chunk"))
+        self.programs: dict[tuple[Any, ...], Any] = {}  # by _signature of the arguments
 
     def template(self, n: int) -> Any:
-        """The structure of `n` stacked states (shapes only): what a stacked state dict is read into."""
-        return jax.tree.map(lambda x: jax.ShapeDtypeStruct((n, *x.shape), x.dtype), self.one)
+        """The structure of `n` stacked states (shapes only): what a stacked state dict is read into,
+        and what `compile_first` compiles for (weak types kept: the program, and so its entry in the
+        persistent cache, is then the one a fresh state's arguments give)."""
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct((n, *x.shape), x.dtype, weak_type=x.weak_type), self.one)
 
     def init(self, seeds: Sequence[int], runs: Sequence[Mapping[str, Any]]) -> Any:
         """Fresh states for every run, stacked (leading axis = run), in this group's state class."""
@@ -313,15 +316,89 @@ class Group:
         return serialization.from_state_dict(self.template(len(seeds)), stacked)
 
     def program(self, *args: Any) -> tuple[Any, float]:
-        """The compiled chunk for this batch width, and the seconds spent tracing and compiling it
-        (a hit in JAX's persistent cache makes the second part short)."""
-        width = int(args[2].shape[0])
-        if width in self.programs:
-            return self.programs[width], 0.0
+        """The compiled chunk for these arguments (arrays, or their shapes as ShapeDtypeStructs), and
+        the seconds spent tracing and compiling it (a hit in JAX's persistent cache makes the second
+        part short). One program per batch width (and per leaf shapes and dtypes, should a state
+        come in with other dtypes than a fresh one, say a checkpoint written by another version)."""
+        signature = _signature(args)
+        if signature in self.programs:
+            return self.programs[signature], 0.0
         clock = time.perf_counter()
-        with compile_lock(self.cache, f"{self.name}/chunk/{width}"):
-            self.programs[width] = self.chunk.lower(*args).compile()
-        return self.programs[width], time.perf_counter() - clock
+        lowered = self.chunk.lower(*args)  # tracing: every worker at once, before the lock
+        with compile_lock(self.cache, f"{self.name}/chunk/{int(args[2].shape[0])}"):
+            self.programs[signature] = lowered.compile()
+        return self.programs[signature], time.perf_counter() - clock
+
+    def widths(self) -> list[int]:
+        return sorted({signature[0] for signature in self.programs})
+
+    def compile_first(self, algos: Any, width: int) -> float:
+        """Compile the chunk for `width` runs from shapes alone, before any state exists, when another
+        worker on this machine is compiling this group's initialisation right now (it would only be
+        waited for): the two compilations then run side by side, and each worker loads the other's
+        from the cache. Returns the seconds spent; 0 when there was nothing to gain."""
+        if self.initialised or not compile_busy(self.cache, f"{self.name}/init"):
+            return 0.0
+        return self.program(*self.shapes(algos, width))[1]
+
+    def shapes(self, algos: Any, width: int) -> tuple[Any, ...]:
+        """The chunk's arguments for `width` fresh runs as shapes: `algos` (stacked for the runs,
+        unpadded), their states, iterations and evaluation keys."""
+        return (
+            jax.tree.map(lambda x: _shape_of(x, width), algos),
+            self.template(width),
+            jax.ShapeDtypeStruct((width,), jnp.int32),
+            jax.eval_shape(lambda: jax.vmap(jax.random.PRNGKey)(jnp.zeros(width, jnp.int32))),
+        )
+
+
+def _shape_of(x: Any, width: int) -> jax.ShapeDtypeStruct:
+    """The shape and type of array `x` (leading axis: runs) widened to `width` runs."""
+    return jax.ShapeDtypeStruct((width, *np.shape(x)[1:]), jnp.result_type(x), weak_type=bool(getattr(x, "weak_type", False)))
+
+
+def _signature(args: Any) -> tuple[Any, ...]:
+    """What a compiled program accepts: the batch width, the tree and each leaf's shape and dtype
+    (a weakly typed leaf is accepted where a strong one was compiled for, and the other way)."""
+    leaves, tree = jax.tree.flatten(args)
+    return (int(args[2].shape[0]), tree, tuple((tuple(np.shape(x)), str(jnp.result_type(x))) for x in leaves))
+
+
+#: LLVM optimisation level of XLA's CPU code per program (XLA's default is 3). Measured on the
+#: 2-core CPU, level 3 vs 2: the sb3-preset PPO chunk (CartPole, 16 runs) compiles in 3.6 s instead
+#: of 5.2-5.6 s and trains 20 iterations in 9.27-9.33 s vs 9.27-10.2 s; SAC (Pendulum, 8 runs,
+#: 100 iterations) 4.2 vs 5.3 s to compile, 1.47 vs 1.44 s to train; DQN (CartPole, 8 runs, 400
+#: iterations) 2.9-3.2 vs 3.9-4.1 s to compile, 4.8-5.2 vs 4.5-5.1 s to train. The initialisation
+#: runs once per run, so its compile time is all that counts (level 0: 1.2 s vs 2.3 s).
+#: Other platforms keep their defaults.
+CPU_OPTIMIZATION_LEVEL = {"init": 0, "chunk": 2}
+
+
+def compile_effort(program: str) -> dict[str, Any] | None:
+    """XLA compiler options for `program` ("init" or "chunk") on this process's default device."""
+    if jax.default_backend() != "cpu":
+        return None
+    return {"xla_backend_optimization_level": CPU_OPTIMIZATION_LEVEL[program]}
+
+
+def compile_busy(cache: str | None, name: str) -> bool:
+    """Whether another worker holds the compile lock of `name` (is compiling it) right now."""
+    if cache is None:
+        return False
+    path = _lock_path(cache, name)
+    if path.with_suffix(".done").exists() or not path.exists():
+        return False
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def _lock_path(cache: str, name: str) -> Path:
+    return Path(cache) / "locks" / f"{hashlib.sha1(name.encode()).hexdigest()[:20]}.lock"
 
 
 @contextlib.contextmanager
@@ -334,7 +411,7 @@ def compile_lock(cache: str | None, name: str) -> Iterator[None]:
     if cache is None:
         yield
         return
-    path = Path(cache) / "locks" / f"{hashlib.sha1(name.encode()).hexdigest()[:20]}.lock"
+    path = _lock_path(cache, name)
     done = path.with_suffix(".done")
     if done.exists():
         yield
