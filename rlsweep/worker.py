@@ -601,20 +601,19 @@ class Reporter:
 
     def _judge(self, step: int, metrics: dict[str, float]) -> Decision:
         self.last_step = step
-        self.handle.record_metrics(self.trial.trial_id, self.trial.number, step, metrics)
-        self._tensorboard(step, metrics)
+        name = self.objective.metric
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        # the metrics, and the objective's value for the pruners unless something diverged
+        self.handle.record_evaluation(self.trial, step, metrics, None if bad else metrics.get(name))
+        self._tensorboard(step, metrics)
         if bad:
             self.diverged = f"diverged: {', '.join(bad)} not finite at step {step}"
             if self.in_batch:
                 return Decision.PRUNE
             raise TrainerError(self.diverged)
-        name = self.objective.metric
         decision = Decision.CONTINUE
         if name in metrics:
-            value = metrics[name]
-            self.curve.append((step, value))
-            self.handle.report(self.trial, step, value)
+            self.curve.append((step, metrics[name]))
         cfg = self._configuration()
         if cfg is not None:
             cut = cfg.pruned_by()

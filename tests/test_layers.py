@@ -13,7 +13,7 @@ READ_ONLY = ("analysis", "render", "report")
 WRITES = {
     "set_user_attr", "set_system_attr", "set_attr", "set_trial_user_attr", "set_trial_state_values",
     "set_trial_intermediate_value", "set_trial_param", "enqueue", "enqueue_trial", "create_trial",
-    "create_or_load", "create_new_trial", "create_study", "delete_study", "finish", "record_metrics",
+    "create_or_load", "create_new_trial", "create_study", "delete_study", "finish", "record_evaluation",
     "set_row", "requeue", "reap_lost", "heartbeat", "register_worker", "tell", "optimize", "begin",
     "claim", "claim_batch", "fail_lost", "ask",
 }  # fmt: skip
@@ -80,7 +80,7 @@ def test_the_study_view_has_no_write_method() -> None:
 
     public = {name for name in dir(StudyView) if not name.startswith("_")}
     assert public & WRITES == set()
-    assert {"enqueue", "claim", "set_row", "create_trial", "finish", "record_metrics", "register_worker", "heartbeat"} <= set(dir(StudyHandle))
+    assert {"enqueue", "claim", "set_row", "create_trial", "finish", "record_evaluation", "register_worker", "heartbeat"} <= set(dir(StudyHandle))
 
 
 def test_only_the_trial_store_uses_optunas_private_api() -> None:

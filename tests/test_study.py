@@ -192,3 +192,41 @@ def test_journal_file_storage_with_metrics_beside_it(tmp_path: Path, study_name:
     assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 3
     assert (tmp_path / "shared" / "study.log.rlsweep.db").exists()  # rlsweep's tables beside the journal
     assert len(StudyHandle.load(study_name, url).metrics(names=["eval/mean_return"])) == 3 * 4
+
+
+def test_an_evaluation_and_its_intermediate_value_in_one_transaction(storage_url: str, study_name: str, tmp_path: Path) -> None:
+    """record_evaluation writes Optuna's intermediate value itself, beside the metrics, where
+    Optuna's tables share rlsweep's database: what Optuna reads back must be what Optuna's own
+    storage would have written (infinities and NaN included); a repeated step is updated and a
+    finished trial refused, as by Optuna."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path))
+    handle = StudyHandle.create_or_load(loaded, storage_url)
+    trial = handle.create_trial({}, {"seed": 0})
+    assert handle.trials.intermediate_insert(trial, 0, 1.0, handle.metrics_store.engine) is not None  # the one-transaction way
+    for step, value in [(100, 1.5), (200, float("inf")), (300, float("-inf")), (400, -2.25)]:
+        handle.record_evaluation(trial, step, {"eval/mean_return": value, "train/loss": 0.5}, value)
+    handle.record_evaluation(trial, 500, {"eval/mean_return": float("nan")}, float("nan"))
+    handle.record_evaluation(trial, 600, {"train/loss": 0.25}, None)  # no objective: metrics only
+    handle.record_evaluation(trial, 400, {"eval/mean_return": 7.0}, 7.0)  # a step again: updated
+    values = optuna.load_study(study_name=study_name, storage=storage_url).trials[0].intermediate_values
+    assert sorted(values) == [100, 200, 300, 400, 500]
+    assert (values[100], values[200], values[300], values[400]) == (1.5, float("inf"), float("-inf"), 7.0)
+    assert values[500] != values[500]  # NaN
+    assert len(handle.metrics()) == 2 * 4 + 1 + 1 + 1
+    handle.finish(trial, TrialState.COMPLETE, 7.0)
+    with pytest.raises(UpdateFinishedTrialError):
+        handle.record_evaluation(trial, 700, {"eval/mean_return": 1.0}, 1.0)
+    assert [m["step"] for m in handle.metrics()][-1] == 700  # its metrics are kept all the same
+
+
+def test_a_journal_storage_reports_through_optuna(tmp_path: Path, study_name: str) -> None:
+    url = str(tmp_path / "study.log")
+    handle = StudyHandle.create_or_load(load_sweep(synthetic_sweep(study_name, tmp_path)), url)
+    trial = handle.create_trial({}, {"seed": 0})
+    assert handle.trials.intermediate_insert(trial, 0, 1.0, handle.metrics_store.engine) is None
+    handle.record_evaluation(trial, 100, {"eval/mean_return": 3.0}, 3.0)
+    assert handle.trial(trial.number).intermediate_values == {100: 3.0}
+    assert len(handle.metrics()) == 1

@@ -188,8 +188,15 @@ class StudyHandle:
         return path
 
     # ---------------------------------------------------------------- metrics
-    def record_metrics(self, trial_id: int, trial_number: int, step: int, metrics: Mapping[str, float]) -> None:
-        self.metrics_store.record(trial_id, trial_number, step, metrics)
+    def record_evaluation(self, trial: RunTrial, step: int, metrics: Mapping[str, float], value: float | None) -> None:
+        """An evaluation's metrics and, given `value`, the objective's intermediate value (what
+        pruners read): one transaction where Optuna's tables share rlsweep's database. Otherwise, or
+        when the trial is not running or already has that step, through Optuna's storage, which
+        updates the step or raises as it always does."""
+        also = None if value is None else self.trials.intermediate_insert(trial, step, value, self.metrics_store.engine)
+        if self.metrics_store.record(trial.trial_id, trial.number, step, metrics, also=also) or value is None:
+            return
+        self.trials.report(trial, step, value)
 
     def metrics(self, trial_numbers: Iterable[int] | None = None, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         return self.metrics_store.read(trial_numbers, names)

@@ -16,8 +16,12 @@ class MetricsStore:
         self.engine = engine
         self.table = table
 
-    def record(self, trial_id: int, trial_number: int, step: int, metrics: Mapping[str, float]) -> None:
-        """One transaction per evaluation, however many metrics it has."""
+    def record(self, trial_id: int, trial_number: int, step: int, metrics: Mapping[str, float], also: Any = None) -> bool:
+        """One transaction per evaluation, however many metrics it has. `also`: a statement for the
+        same transaction (Optuna's intermediate value); returns whether it wrote a row. When it
+        writes none, or its row exists already, the metrics are recorded all the same."""
+        from sqlalchemy.exc import IntegrityError
+
         now = time.time()
         rows = [
             {
@@ -31,9 +35,18 @@ class MetricsStore:
             }
             for name, value in metrics.items()
         ]
+        if also is not None:
+            try:
+                with self.engine.begin() as con:
+                    if rows:
+                        con.execute(self.table.insert(), rows)
+                    return bool(con.execute(also).rowcount)
+            except IntegrityError:  # that step's row exists (rolled back): metrics alone, below
+                pass
         if rows:
             with self.engine.begin() as con:
                 con.execute(self.table.insert(), rows)
+        return False
 
     def read(self, trial_numbers: Iterable[int] | None = None, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         import sqlalchemy as sa
