@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from rlsweep.threads import THREAD_VARS
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -105,19 +109,42 @@ def cleanrl(steps: int, repeat: int) -> None:
     sweep["trainer"]["command"][1] = script
     sweep["trainer"]["timesteps"] = steps
     sweep.update(seed=1, strategy={"name": "grid"}, params={"learning_rate": 0.0025, "ent_coef": 0.01})
-    bare, wrapped = [], []
+    # rlsweep's workers run with one BLAS/OpenMP thread (rlsweep.threads), and so does the program
+    # they start: the bare script is timed both as a user runs it and with the same setting.
+    one_thread = {**os.environ, **{var: "1" for var in THREAD_VARS}}
+    # Wall time on a shared 2-core machine varies by several percent from one run to the next, more
+    # than the goal's margin; CPU seconds (this process's children: the program, and under `rlsweep
+    # run` also rlsweep itself) say what rlsweep adds with less noise.
+    bare, bare_one, wrapped = [], [], []
+    cpu_one, cpu_wrapped = [], []
     for i in range(repeat):
         t = time.monotonic()
         subprocess.run([sys.executable, script, *args, f"--tb-dir={tmp}/bare{i}", f"--save-path={tmp}/bare{i}.pt"], check=True)
         bare.append(time.monotonic() - t)
+        t, c = time.monotonic(), children_cpu()
+        subprocess.run([sys.executable, script, *args, f"--tb-dir={tmp}/one{i}", f"--save-path={tmp}/one{i}.pt"], check=True, env=one_thread)
+        bare_one.append(time.monotonic() - t)
+        cpu_one.append(children_cpu() - c)
         sweep.update(study=f"cleanrl-bench-{i}", storage=f"sqlite:///{tmp}/s{i}.db", artifacts=str(tmp / f"a{i}"))
         (tmp / "s.yaml").write_text(yaml.safe_dump(sweep))
-        t = time.monotonic()
+        t, c = time.monotonic(), children_cpu()
         subprocess.run([sys.executable, "-m", "rlsweep", "run", str(tmp / "s.yaml"), "--workers", "1", "--quiet"], cwd=ROOT, check=True)
         wrapped.append(time.monotonic() - t)
-    b, w = min(bare), min(wrapped)
-    print(f"cleanrl_ppo.py, {steps} steps, seed 1: bare {b:.1f} s, through rlsweep run {w:.1f} s (best of {repeat}): "
-          f"ratio {w / b:.3f} (goal <= 1.05)")  # fmt: skip
+        cpu_wrapped.append(children_cpu() - c)
+    b, o, w = min(bare), min(bare_one), min(wrapped)
+    print(f"cleanrl_ppo.py, {steps} steps, seed 1, best of {repeat}: through rlsweep run {w:.1f} s; bare {b:.1f} s "
+          f"(ratio {w / b:.3f}), bare with {'='.join([THREAD_VARS[0], '1'])} etc. as rlsweep's workers {o:.1f} s "
+          f"(ratio {w / o:.3f}); goal <= 1.05")  # fmt: skip
+    print(f"  wall times: through rlsweep {', '.join(f'{x:.1f}' for x in wrapped)}; bare {', '.join(f'{x:.1f}' for x in bare)}; "
+          f"bare one thread {', '.join(f'{x:.1f}' for x in bare_one)}")  # fmt: skip
+    extra = [w_ - o_ for w_, o_ in zip(cpu_wrapped, cpu_one, strict=True)]
+    print(f"  CPU seconds, median: through rlsweep {statistics.median(cpu_wrapped):.1f}, bare one thread {statistics.median(cpu_one):.1f}: "
+          f"rlsweep adds {statistics.median(extra):.2f} s = {100 * statistics.median(extra) / statistics.median(bare_one):.1f}% of the bare wall time")  # fmt: skip
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
