@@ -7,6 +7,7 @@ workers that went silent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -16,7 +17,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,18 +47,36 @@ log = logging.getLogger("rlsweep.worker")
 # Test-only fault injection: with RLSWEEP_TEST_EXIT_AT set to "claimed" (queue row claimed, no
 # trial yet), "created" (trial created) or "finished" (trial ended, queue row still running), the
 # worker process dies at that point as if SIGKILLed. The fault tests use it to hit exact windows.
+# RLSWEEP_TEST_SIGINT_AT names a point where the worker sends itself SIGINT instead (a Ctrl-C
+# landing in exactly that window).
 _EXIT_AT = os.environ.get("RLSWEEP_TEST_EXIT_AT")
+_SIGINT_AT = os.environ.get("RLSWEEP_TEST_SIGINT_AT")
 
 
 def _test_exit(point: str) -> None:
     if _EXIT_AT == point:
         os._exit(137)
+    if _SIGINT_AT == point:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 # Set once SIGINT/SIGTERM reached this process through `handle_interrupts`: a KeyboardInterrupt
 # then means "stop cleanly" (the run is queued again); without it, the trainer raised its own.
 SIGNALLED = threading.Event()
 _HANDLERS: list[bool] = []  # non-empty once `handle_interrupts` ran in this process
+_DEFERRED: list[bool] = []  # non-empty while a stop signal is only noted (see signals_deferred)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """From a claim to the start of training, a Ctrl-C or SIGTERM only sets SIGNALLED: the caller
+    then settles the claimed runs as interrupted, knowing their trials. (Raised at once, it could
+    leave a trial just created RUNNING until the next `rlsweep run` reaped it.)"""
+    _DEFERRED.append(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.pop()
 
 
 def handle_interrupts() -> Callable[[], None]:
@@ -76,7 +95,8 @@ def handle_interrupts() -> Callable[[], None]:
         SIGNALLED.set()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        if not _DEFERRED:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, once)
     signal.signal(signal.SIGTERM, once)
@@ -223,9 +243,14 @@ class Worker:
         wait = 0.05
         try:
             while max_runs is None or self.finished < max_runs:
-                rows = self._claim(only_key, None if max_runs is None else max_runs - self.finished)
-                if rows:
-                    _test_exit("claimed")
+                with signals_deferred():
+                    rows = self._claim(only_key, None if max_runs is None else max_runs - self.finished)
+                    if rows:
+                        _test_exit("claimed")
+                if SIGNALLED.is_set():  # stopped while claiming: what it took is queued again
+                    for row in rows:
+                        self.settle(row, None, Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON))
+                    raise KeyboardInterrupt
                 if not rows:
                     if only_key is not None or not self._work_may_appear():
                         break
@@ -275,8 +300,14 @@ class Worker:
     def run_one(self, row: QueueRow) -> str:
         """Prepare, execute and settle one claimed run; returns how it ended ("complete", "pruned",
         "failed", "lost" or "interrupted"). Ctrl-C is re-raised once the run is settled."""
-        plan = self.prepare(row)
-        outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
+        with signals_deferred():
+            plan = self.prepare(row)
+        try:
+            if SIGNALLED.is_set():  # stopped while preparing: settled below, trial and all
+                raise KeyboardInterrupt
+            outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
+        except KeyboardInterrupt:  # stopped before training began (execute settles one in training)
+            outcome = Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)
         ended = self.settle(row, plan if isinstance(plan, Prepared) else None, outcome)
         if outcome.kind == INTERRUPTED:
             raise KeyboardInterrupt
@@ -286,14 +317,15 @@ class Worker:
         """Prepare the claimed runs, train each group of compatible ones in one `train_batch` call and
         settle every run on its own; returns how each ended. Ctrl-C settles the runs not yet trained
         as interrupted (queued again) and is re-raised."""
-        plans = [self.prepare(row) for row in rows]
+        with signals_deferred():
+            plans = [self.prepare(row) for row in rows]
         outcomes: list[Outcome | None] = [plan if isinstance(plan, Outcome) else None for plan in plans]
         groups: dict[str, list[int]] = {}
         for i, plan in enumerate(plans):
             if isinstance(plan, Prepared):
                 key = repr(self.trainer_cls.batch_group(plan.ctx.config, plan.ctx.hyperparams))
                 groups.setdefault(key, []).append(i)
-        interrupted = False
+        interrupted = SIGNALLED.is_set()  # stopped while preparing: none is trained
         for members in groups.values():
             group = [plans[i] for i in members]
             results = (

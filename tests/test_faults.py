@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
@@ -83,6 +84,35 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str, storage
     # the lost run was run again with the same seed
     assert failed[0].user_attrs["seed"] in {t.user_attrs["seed"] for t in complete}
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("point", ["claimed", "created"])
+def test_ctrl_c_between_claim_and_training_leaves_nothing_running(tmp_path: Path, study_name: str, point: str) -> None:
+    """A Ctrl-C that lands after a claim ("claimed") or after the run's trial was created
+    ("created"), before training starts, settles that run as interrupted at once: no trial or queue
+    row is left running for the next `rlsweep run` to reap, and the next run trains it."""
+    file = _sleepy_sweep(study_name, tmp_path, runs=2)
+    url = f"sqlite:///{tmp_path}/study.db"
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, RLSWEEP_TEST_SIGINT_AT=point)
+    out, _ = victim.communicate(timeout=60)
+    assert victim.returncode == 130, out.decode()
+    assert not handle.rows(["running"])
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert not study.get_trials(states=[TrialState.RUNNING])
+    [first] = [r for r in handle.rows() if r.state == "interrupted"]
+    if point == "created":
+        assert study.trials[first.trial_number].user_attrs["failure_reason"] == "interrupted"
+    survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
+    out, _ = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out.decode()
+    complete = optuna.load_study(study_name=study_name, storage=url).get_trials(states=[TrialState.COMPLETE])
+    assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1]
 
 
 def test_worker_killed_between_claim_and_trial_is_recorded_as_lost(tmp_path: Path, study_name: str) -> None:
