@@ -112,9 +112,9 @@ def cleanrl(steps: int, repeat: int) -> None:
     # rlsweep's workers run with one BLAS/OpenMP thread (rlsweep.threads), and so does the program
     # they start: the bare script is timed both as a user runs it and with the same setting.
     one_thread = {**os.environ, **{var: "1" for var in THREAD_VARS}}
-    # Wall time on a shared 2-core machine varies by several percent from one run to the next, more
-    # than the goal's margin; CPU seconds (this process's children: the program, and under `rlsweep
-    # run` also rlsweep itself) say what rlsweep adds with less noise.
+    # Wall time on a shared 2-core machine varies from one run to the next by more than the goal's
+    # margin, so every time is printed, and the CPU seconds beside them (this process's children: the
+    # program, and under `rlsweep run` also rlsweep itself).
     bare, bare_one, wrapped = [], [], []
     cpu_one, cpu_wrapped = [], []
     for i in range(repeat):
@@ -133,7 +133,7 @@ def cleanrl(steps: int, repeat: int) -> None:
         cpu_wrapped.append(children_cpu() - c)
     b, o, w = min(bare), min(bare_one), min(wrapped)
     print(f"cleanrl_ppo.py, {steps} steps, seed 1, best of {repeat}: through rlsweep run {w:.1f} s; bare {b:.1f} s "
-          f"(ratio {w / b:.3f}), bare with {'='.join([THREAD_VARS[0], '1'])} etc. as rlsweep's workers {o:.1f} s "
+          f"(ratio {w / b:.3f}), bare with {THREAD_VARS[0]}=1 etc. as rlsweep's workers {o:.1f} s "
           f"(ratio {w / o:.3f}); goal <= 1.05")  # fmt: skip
     print(f"  wall times: through rlsweep {', '.join(f'{x:.1f}' for x in wrapped)}; bare {', '.join(f'{x:.1f}' for x in bare)}; "
           f"bare one thread {', '.join(f'{x:.1f}' for x in bare_one)}")  # fmt: skip

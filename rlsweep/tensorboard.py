@@ -17,9 +17,9 @@ OWN_SUFFIX = ".rlsweep"
 
 
 class EventWriter:
-    """Appends one event per call and flushes it, in the calling thread. (tensorboard's
-    EventFileWriter runs a writer thread per file that wakes even when idle, a measurable share of a
-    worker's CPU when a command trainer reports twice a second; and it holds events up to 2 minutes.)"""
+    """Appends one event per call and flushes it, in the calling thread: an evaluation is on disk
+    when it is reported (tensorboard's EventFileWriter queues events for a writer thread and flushes
+    them up to 2 minutes later)."""
 
     def __init__(self, logdir: Path) -> None:
         from tensorboard.compat.proto import event_pb2

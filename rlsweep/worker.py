@@ -249,7 +249,7 @@ class Worker:
                         _test_exit("claimed")
                 if SIGNALLED.is_set():  # stopped while claiming: what it took is queued again
                     for row in rows:
-                        self.settle(row, None, Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON))
+                        self.settle(row, None, INTERRUPTED_OUTCOME)
                     raise KeyboardInterrupt
                 if not rows:
                     if only_key is not None or not self._work_may_appear():
@@ -302,12 +302,13 @@ class Worker:
         "failed", "lost" or "interrupted"). Ctrl-C is re-raised once the run is settled."""
         with signals_deferred():
             plan = self.prepare(row)
-        try:
-            if SIGNALLED.is_set():  # stopped while preparing: settled below, trial and all
-                raise KeyboardInterrupt
-            outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
-        except KeyboardInterrupt:  # stopped before training began (execute settles one in training)
-            outcome = Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)
+        if SIGNALLED.is_set():  # stopped while preparing: settled below, trial and all
+            outcome = INTERRUPTED_OUTCOME
+        else:
+            try:
+                outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
+            except KeyboardInterrupt:  # stopped before training began (execute settles one in training)
+                outcome = INTERRUPTED_OUTCOME
         ended = self.settle(row, plan if isinstance(plan, Prepared) else None, outcome)
         if outcome.kind == INTERRUPTED:
             raise KeyboardInterrupt
@@ -329,7 +330,7 @@ class Worker:
         for members in groups.values():
             group = [plans[i] for i in members]
             results = (
-                [Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)] * len(group)
+                [INTERRUPTED_OUTCOME] * len(group)
                 if interrupted
                 else self.execute_batch([p for p in group if isinstance(p, Prepared)])
             )
@@ -455,7 +456,7 @@ class Worker:
             train()
         except KeyboardInterrupt:
             if SIGNALLED.is_set() or not _HANDLERS:
-                return [Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)] * len(runs)
+                return [INTERRUPTED_OUTCOME] * len(runs)
             failure, trace = "the trainer raised KeyboardInterrupt of its own (no signal reached the worker)", traceback.format_exc()
         except SystemExit as exc:
             failure, trace = f"the trainer called sys.exit({exc.code!r})", traceback.format_exc()
@@ -577,6 +578,9 @@ class Outcome:
     value: float | None = None
     reason: str | None = None
     traceback: str | None = None
+
+
+INTERRUPTED_OUTCOME = Outcome(INTERRUPTED, reason=states.INTERRUPTED_REASON)  # Ctrl-C/SIGTERM stopped it: queued again
 
 
 @dataclass
