@@ -83,7 +83,8 @@ class Pruning:
 def pruning_of(sweep: Any) -> Pruning | None:
     """The prior for the sweep's pruner (None: runs are not pruned, they take their budget or stop
     at a success gate). Median prunes about half at each check, percentile p its lowest p%, ASHA and
-    Hyperband keep 1 in reduction_factor at each rung."""
+    Hyperband keep 1 in reduction_factor at each rung. With k seeds a configuration is judged at each
+    seed's report, so a run passes a check with the k-th power of that chance."""
     s = sweep.strategy
     kwargs = dict(getattr(s, "pruner_kwargs", {}) or {})
     every, budget = int(sweep.eval.every), int(sweep.trainer.get("timesteps", 0) or 0)
@@ -93,6 +94,11 @@ def pruning_of(sweep: Any) -> Pruning | None:
     if s.pruner in ("median", "percentile"):
         warmup = int(kwargs.get("n_warmup_steps", every))
         survival = 0.5 if s.pruner == "median" else 1.0 - float(kwargs.get("percentile", 25.0)) / 100.0
+        if s.max_seeds > 1:
+            # Each seed's report is judged (its configuration's mean so far), and a configuration
+            # pruned at one seed's report stops all its seeds: a run passes a check only if every
+            # seed's judgment passes it.
+            survival **= s.first_seeds
         # The pruner waits for n_startup_trials finished trials; with several seeds it judges
         # configurations, so it waits for that many configurations' seeds.
         startup = int(kwargs.get("n_startup_trials", 5)) * (s.first_seeds if s.max_seeds > 1 else 1)
