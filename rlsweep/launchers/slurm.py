@@ -122,10 +122,13 @@ def slurm_parameters(study: str, options: dict[str, str], resources: dict[str, f
 
 class SlurmWorker:
     """What each array task runs (submitit pickles it): join the study, train until no run is left.
-    Holds only the study's name; the URL comes from the task's environment."""
+    Holds the study's name and the launch's token; the URL comes from the task's environment. Task
+    i's worker id starts with `task_prefix(launch, i)`, so the launcher knows whose runs to
+    settle if the task dies."""
 
-    def __init__(self, study: str) -> None:
+    def __init__(self, study: str, launch: str = "") -> None:
         self.study = study
+        self.launch = launch
 
     def __call__(self, task: int) -> int:
         from rlsweep.launchers.entry import serve
@@ -148,7 +151,8 @@ class SlurmWorker:
 
         signal.signal(usr, stop)
         job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SUBMITIT_LOCAL_JOB_ID", "job"))
-        worker_id = f"slurm{job}_{os.environ.get('SLURM_ARRAY_TASK_ID', task)}@{socket.gethostname()}-{os.getpid()}"
+        array_task = os.environ.get("SLURM_ARRAY_TASK_ID", task)
+        worker_id = f"{task_prefix(self.launch, task)}{socket.gethostname()}-{os.getpid()}-job{job}_{array_task}"
         try:
             serve(self.study, url, worker_id=worker_id)
         except KeyboardInterrupt:
@@ -164,7 +168,12 @@ class SlurmWorker:
         """submitit's requeue hook: the requeued task runs the same worker (its runs are in the storage)."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(SlurmWorker(self.study), task)
+        return submitit.helpers.DelayedSubmission(SlurmWorker(self.study, self.launch), task)
+
+
+def task_prefix(launch: str, task: int) -> str:
+    """The start of the worker id of task `task` of launch `launch` (requeued or not)."""
+    return f"slurm{launch}.{task}@"
 
 
 class SlurmLauncher(Launcher):
@@ -175,6 +184,8 @@ class SlurmLauncher(Launcher):
         self.params = params
         self.folder = (folder or Path("runs") / study / "slurm").resolve() / "%j"
         self.jobs: list[Any] = []
+        self._submit: Any = None  # submits task i (set by launch; respawn submits more)
+        self.launch_token = os.urandom(3).hex()
         self._alive = (0.0, 0)
         self._codes: tuple[float, list[int | None]] = (0.0, [])
 
@@ -219,8 +230,28 @@ class SlurmLauncher(Launcher):
         else:
             executor = submitit.SlurmExecutor(self.folder, max_num_timeout=self.max_timeouts)
         executor.update_parameters(**self.executor_parameters())
+        worker = SlurmWorker(study, self.launch_token)
         with _environment(RLSWEEP_STORAGE=url):  # sbatch (and the local executor) export it to the tasks
-            self.jobs = executor.map_array(SlurmWorker(study), range(n_workers))
+            self.jobs = executor.map_array(worker, range(n_workers))
+
+        def submit(i: int) -> None:
+            with _environment(RLSWEEP_STORAGE=url):
+                self.jobs.append(executor.submit(worker, i))
+
+        self._submit = submit
+
+    def respawn(self, study: str, storage_url: str, count: int) -> int:
+        """A job of one task for each worker that died (its node failed, it was killed): its runs
+        were settled, and the array keeps its size."""
+        if self._submit is None:
+            return 0
+        for _ in range(count):
+            self._submit(len(self.jobs))
+        self._alive, self._codes = (0.0, 0), (0.0, [])  # look again
+        return max(0, count)
+
+    def worker_prefix(self, i: int) -> str | None:
+        return task_prefix(self.launch_token, i)
 
     def alive(self) -> int:
         # Each look may read a file per job on a shared file system (or ask sacct): once a second at most.

@@ -168,6 +168,33 @@ def test_an_array_runs_the_sweep_and_a_preempted_task_requeues_itself(tmp_path: 
     wait_for(lambda: not processes_of(study_name), 30, "no task left")
 
 
+def test_a_killed_task_is_settled_and_replaced(tmp_path: Path, study_name: str) -> None:
+    """A task that dies without a word (SIGKILL, as when its node fails or it runs out of memory):
+    when submitit reports the task failed, the supervisor settles its run at once (lost, queued
+    again; `lost_after` is far beyond the sweep) and submits a task in its place, and the sweep
+    completes and exits 0."""
+    write_sweep(tmp_path, study_name, strategy__runs=6, trainer__sleep=0.4, worker__lost_after=600)
+    run = rlsweep_run(tmp_path, "--workers", "2", "--slurm", "cluster=local,time=60")
+    wait_for(lambda: bool(training(url_of(tmp_path, study_name), study_name)), 120, "a task training")
+    victim = training(url_of(tmp_path, study_name), study_name)[0]
+    h = handle(tmp_path, study_name)
+    pid = int(next(w["pid"] for w in h.workers_registry.all() if w["id"] == victim.worker))
+    os.kill(pid, signal.SIGKILL)
+    out = run.communicate(timeout=300)[0]
+    rows = {r.key: r for r in h.rows()}
+    assert rows[victim.key].state == "lost", out
+    assert rows[f"{victim.key}/retry:1"].state == "done", out
+    assert h.row_counts() == {"done": 6, "lost": 1}, out
+    assert "finished: 6/6 finished (done 6, pruned 0, failed 0)" in out, out
+    assert f"died (exit code 1) holding {victim.key}: settled" in out, out
+    assert "started 1 worker(s) to replace ones that died" in out, out
+    assert run.returncode == 0, out
+    # The replacement ran as a job of its own (it may have found nothing left to claim).
+    logs = sorted((tmp_path / "runs" / study_name / "slurm").rglob("*_log.out"))
+    assert len(logs) == 3, logs
+    wait_for(lambda: not processes_of(study_name), 30, "no task left")
+
+
 def test_ctrl_c_stops_the_array(tmp_path: Path, study_name: str) -> None:
     write_sweep(tmp_path, study_name, strategy__runs=6, trainer__sleep=3.0)  # 12 s runs: the signal lands inside one
     run = rlsweep_run(tmp_path, "--workers", "2", "--slurm", "cluster=local,time=10")
