@@ -60,9 +60,28 @@ def _test_exit(point: str) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
 
+class _Flag:
+    """A flag that a signal handler sets. Not a threading.Event: its `set` takes a lock, and a
+    second signal whose handler runs while the first holds that lock deadlocks the main thread (a
+    worker hung for good after SIGTERM and SIGINT in quick succession, its heartbeat keeping its run
+    alive). Reading and writing one attribute needs no lock."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 # Set once SIGINT/SIGTERM reached this process through `handle_interrupts`: a KeyboardInterrupt
 # then means "stop cleanly" (the run is queued again); without it, the trainer raised its own.
-SIGNALLED = threading.Event()
+SIGNALLED = _Flag()
 _HANDLERS: list[bool] = []  # non-empty once `handle_interrupts` ran in this process
 _DEFERRED: list[bool] = []  # non-empty while a stop signal is only noted (see signals_deferred)
 
@@ -92,9 +111,10 @@ def handle_interrupts() -> Callable[[], None]:
         SIGNALLED.clear()
 
     def once(signum: int, frame: Any) -> None:
-        SIGNALLED.set()
+        # Ignore the next ones first: one already delivered then finds no handler to run.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        SIGNALLED.set()
         if not _DEFERRED:
             raise KeyboardInterrupt
 

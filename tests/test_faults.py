@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,6 +114,37 @@ def test_ctrl_c_between_claim_and_training_leaves_nothing_running(tmp_path: Path
     assert survivor.returncode == 0, out.decode()
     complete = optuna.load_study(study_name=study_name, storage=url).get_trials(states=[TrialState.COMPLETE])
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1]
+
+
+def test_a_burst_of_stop_signals_stops_the_worker(tmp_path: Path, study_name: str) -> None:
+    """SIGTERM and SIGINT arriving together (the launcher's stop, then the parent-death signal as
+    `rlsweep run` goes, then more): the worker still settles its run and exits. A stop handler that
+    took a lock (threading.Event.set) deadlocked when the next signal landed while it held it: the
+    worker hung forever, its heartbeat keeping the run alive."""
+    file = _sleepy_sweep(study_name, tmp_path, runs=1)
+    url = f"sqlite:///{tmp_path}/study.db"
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    marker = tmp_path / "hanging"
+    worker = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, HANG_FILE=str(marker))
+    wait_for(marker.exists, timeout=60.0)
+    with contextlib.suppress(ProcessLookupError):
+        for _ in range(2000):
+            os.kill(worker.pid, signal.SIGTERM)
+            os.kill(worker.pid, signal.SIGINT)
+    try:
+        out, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        pytest.fail(f"the worker hung after a burst of SIGTERM/SIGINT: {worker.communicate()[0].decode()}")
+    assert worker.returncode == 130, out.decode()
+    # Its run is settled as interrupted and queued again; nothing is left running.
+    assert sorted(r.state for r in handle.rows()) == ["interrupted", "waiting"], out.decode()
+    assert not optuna.load_study(study_name=study_name, storage=url).get_trials(states=[TrialState.RUNNING])
 
 
 def test_worker_killed_between_claim_and_trial_is_recorded_as_lost(tmp_path: Path, study_name: str) -> None:
