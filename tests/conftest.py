@@ -4,6 +4,7 @@ scripts/servers.sh) and small sweeps on the built-in synthetic trainer."""
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,16 @@ def server_url(kind: str) -> str:
             pytest.fail(f"{SERVERS[kind]} is not set but RLSWEEP_REQUIRE_SERVERS is: scripts/servers.sh did not start {kind}")
         pytest.skip(f"{kind} server not available ({SERVERS[kind]} unset; run via scripts/test.sh)")
     return url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal sends it, whatever started the suite: a shell's background job (`&`
+    without job control, `nohup`) starts with SIGINT ignored, every process the tests start would
+    inherit that, and Python does not turn an ignored SIGINT into KeyboardInterrupt, so the tests
+    that press Ctrl-C on `rlsweep run` would find it ignored. A process that ignores an inherited
+    SIGINT is the shell's convention, not something these tests check."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
