@@ -119,7 +119,9 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # A long busy timeout: many workers write to one file; they should wait, not fail.
         return {"connect_args": {"timeout": 120}}
-    return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
+    # One connection kept per process (the worker's main thread); another thread that needs one at
+    # the same moment (the heartbeat, a command run's metrics) opens one for that moment.
+    return {"pool_pre_ping": True, "pool_size": 1, "max_overflow": 4}
 
 
 def prepare_sqlite(url: str) -> None:
@@ -197,6 +199,11 @@ def _rdb_storage(url: str, create: bool) -> Any:
 
         sa.event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()  # connections opened before the listener reopen with it
+    else:
+        # rlsweep's tables are in the same database: one pool of connections for both, so a
+        # worker holds one connection to the server, not two (a server's max_connections, 100 by
+        # default on PostgreSQL, is what limits how many workers it takes).
+        _ENGINES.setdefault(aux_url(url), rdb.engine)
     return rdb
 
 
