@@ -325,6 +325,9 @@ def report_cluster(handle: Any, url: str, name: str, n: int, hb: float, run_s: f
         print(f"projection: {how}; {1000 * per_worker:.1f} ms of server CPU per worker per second, so one PostgreSQL "
               f"with {cores} cores serves about {cores / per_worker:,.0f} workers at these rates (beat cost at {n} "
               "workers; the reap reads every worker's row, so a beat costs more with more workers)")  # fmt: skip
+    limit = int(sql(url, "SHOW max_connections")[0][0])
+    print(f"connections: each worker keeps one open, so this server's max_connections ({limit}) caps it at fewer than "
+          f"{limit} workers before its CPU does; raise it or put PgBouncer in front")  # fmt: skip
 
 
 def run_gaps(url: str, name: str) -> list[float]:
