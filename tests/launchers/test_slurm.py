@@ -140,19 +140,26 @@ def handle(tmp_path: Path, name: str) -> Any:
     return handle_at(url_of(tmp_path, name), name)
 
 
-def test_an_array_runs_the_sweep_and_a_preempted_task_requeues_itself(tmp_path: Path, study_name: str) -> None:
-    """An array of two workers on the local executor trains the sweep. USR2 (SLURM's signal before
-    preemption or the time limit) to one task: its run is settled as interrupted and queued again,
-    submitit requeues the task (a new process), and the sweep completes."""
-    write_sweep(tmp_path, study_name, strategy__runs=6, trainer__sleep=0.3)
-    # time=60: far from its time limit, submitit calls this a preemption (a timeout counts against max_timeouts)
+def signal_a_training_task(tmp_path: Path, study_name: str, sig: int, **overrides: Any) -> tuple[Any, Any, Any, str]:
+    """An array of two workers on the local executor, far from its time limit; `sig` to the worker
+    of a task that is training; then wait for `rlsweep run` to end: (its process, the study, the
+    victim's queue row, its output)."""
+    write_sweep(tmp_path, study_name, strategy__runs=6, **overrides)
     run = rlsweep_run(tmp_path, "--workers", "2", "--slurm", "cluster=local,time=60")
     wait_for(lambda: bool(training(url_of(tmp_path, study_name), study_name)), 120, "a task training")
     victim = training(url_of(tmp_path, study_name), study_name)[0]
     h = handle(tmp_path, study_name)
     pid = int(next(w["pid"] for w in h.workers_registry.all() if w["id"] == victim.worker))
-    os.kill(pid, signal.SIGUSR2)
-    out = run.communicate(timeout=300)[0]
+    os.kill(pid, sig)
+    return run, h, victim, run.communicate(timeout=300)[0]
+
+
+def test_an_array_runs_the_sweep_and_a_preempted_task_requeues_itself(tmp_path: Path, study_name: str) -> None:
+    """An array of two workers on the local executor trains the sweep. USR2 (SLURM's signal before
+    preemption or the time limit) to one task: its run is settled as interrupted and queued again,
+    submitit requeues the task (a new process), and the sweep completes."""
+    # Far from its time limit, submitit calls this a preemption (a timeout counts against max_timeouts).
+    run, h, victim, out = signal_a_training_task(tmp_path, study_name, signal.SIGUSR2, trainer__sleep=0.3)
     assert run.returncode == 0, out
     assert "finished: 6/6 finished (done 6, pruned 0, failed 0)" in out, out
     rows = {r.key: r for r in h.rows()}
@@ -173,14 +180,7 @@ def test_a_killed_task_is_settled_and_replaced(tmp_path: Path, study_name: str) 
     when submitit reports the task failed, the supervisor settles its run at once (lost, queued
     again; `lost_after` is far beyond the sweep) and submits a task in its place, and the sweep
     completes and exits 0."""
-    write_sweep(tmp_path, study_name, strategy__runs=6, trainer__sleep=0.4, worker__lost_after=600)
-    run = rlsweep_run(tmp_path, "--workers", "2", "--slurm", "cluster=local,time=60")
-    wait_for(lambda: bool(training(url_of(tmp_path, study_name), study_name)), 120, "a task training")
-    victim = training(url_of(tmp_path, study_name), study_name)[0]
-    h = handle(tmp_path, study_name)
-    pid = int(next(w["pid"] for w in h.workers_registry.all() if w["id"] == victim.worker))
-    os.kill(pid, signal.SIGKILL)
-    out = run.communicate(timeout=300)[0]
+    run, h, victim, out = signal_a_training_task(tmp_path, study_name, signal.SIGKILL, trainer__sleep=0.4, worker__lost_after=600)
     rows = {r.key: r for r in h.rows()}
     assert rows[victim.key].state == "lost", out
     assert rows[f"{victim.key}/retry:1"].state == "done", out
