@@ -45,13 +45,11 @@ class TrialStore:
         """A RUNNING trial with these params and attributes, written in one transaction."""
         import datetime
 
-        from optuna.storages import RDBStorage
         from optuna.trial import FrozenTrial, TrialState
 
         dists = {name: self.space[name].distribution() for name in params}
-        backend = getattr(self.study._storage, "_backend", self.study._storage)
-        if isinstance(backend, RDBStorage):
-            return self._insert(backend.engine, dists, params, attrs)
+        if (rdb := self._rdb()) is not None:
+            return self._insert(rdb.engine, dists, params, attrs)
         template = FrozenTrial(
             number=-1,
             state=TrialState.RUNNING,
@@ -116,6 +114,13 @@ class TrialStore:
                 con.execute(models.TrialUserAttributeModel.__table__.insert(), rows)
         return RunTrial(new_id, number, dict(params))
 
+    def _rdb(self) -> Any | None:
+        """Optuna's RDB storage under its cache, or None (a journal file)."""
+        from optuna.storages import RDBStorage
+
+        backend = getattr(self.study._storage, "_backend", self.study._storage)
+        return backend if isinstance(backend, RDBStorage) else None
+
     def set_attr(self, trial: RunTrial, key: str, value: Any) -> None:
         self.study._storage.set_trial_user_attr(trial.trial_id, key, value)
 
@@ -130,10 +135,8 @@ class TrialStore:
         run's supervision. None where Optuna's tables are not in that database (a journal file);
         then `report` is the way. Written as Optuna's RDB storage writes it (its models' tables)."""
         if self._shared_with is not engine:
-            from optuna.storages import RDBStorage
-
-            backend = getattr(self.study._storage, "_backend", self.study._storage)
-            self._shared = isinstance(backend, RDBStorage) and backend.engine.url == engine.url
+            rdb = self._rdb()
+            self._shared = rdb is not None and rdb.engine.url == engine.url
             self._shared_with = engine
         if not self._shared:
             return None
