@@ -4,22 +4,24 @@
    0.5 s: `rlsweep run` and its 8 workers (their own CPU time, the programs excluded), in percent of
    one core, over the steady window when all 8 programs run (goal < 5%), and over the whole sweep
    (start-up imports included).
-2. examples/cleanrl_ppo.py through the command trainer vs the same command run bare, same seed and
-   steps: the wall-time ratio (goal <= 1.05).
+2. examples/cleanrl_ppo.py through the command trainer vs the same command run bare, same seeds and
+   steps, as many at a time: the wall-time ratio (goal <= 1.05). Seeds 1-4 x 102,400 steps, 2 at a
+   time, as one `rlsweep run` (grid, 2 workers) and as bare processes, in alternating order.
 
-    python bench/command_overhead.py [--runs 8] [--summaries 60] [--cleanrl-steps 20480] [--repeat 2]
+    python bench/command_overhead.py [--runs 8] [--summaries 60] [--skip-cleanrl]
+    python bench/command_overhead.py --skip-overhead [--cleanrl-steps 102400] [--seeds 4] [--workers 2] [--rounds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -101,63 +103,74 @@ def overhead(runs: int, summaries: int) -> None:
     print(f"  rlsweep CPU over the whole sweep, start-up included: {total:.1f} s = {100 * total / wall:.1f}% of one core")
 
 
-def cleanrl(steps: int, repeat: int) -> None:
+def cleanrl(steps: int, seeds: int, workers: int, rounds: int) -> None:
+    """The same seeds of cleanrl_ppo.py run bare (`workers` at a time, one BLAS thread as rlsweep's
+    workers run them) and as one `rlsweep run` (grid, `seeds` seeds, `workers` workers), in
+    alternating order, `rounds` times. The ratio is of the summed wall times; each round's is printed."""
     tmp = Path(tempfile.mkdtemp(prefix="rlsweep-cleanrl-bench-"))
     script = str(ROOT / "examples" / "cleanrl_ppo.py")
-    args = ["--seed=1", f"--total-timesteps={steps}", "--learning-rate=0.0025", "--ent-coef=0.01", "--num-envs=4"]
+    base = [f"--total-timesteps={steps}", "--learning-rate=0.0025", "--ent-coef=0.01", "--num-envs=4"]
     sweep = yaml.safe_load((ROOT / "examples" / "cleanrl-ppo-command.yaml").read_text())
     sweep["trainer"]["command"][1] = script
     sweep["trainer"]["timesteps"] = steps
-    sweep.update(seed=1, strategy={"name": "grid"}, params={"learning_rate": 0.0025, "ent_coef": 0.01})
+    sweep.update(seed=1, strategy={"name": "grid", "seeds": seeds, "workers": workers})
+    sweep["params"] = {"learning_rate": {"choice": [0.0025]}, "ent_coef": {"choice": [0.01]}}
     # rlsweep's workers run with one BLAS/OpenMP thread (rlsweep.threads), and so does the program
-    # they start: the bare script is timed both as a user runs it and with the same setting.
+    # they start: the bare runs get the same setting.
     one_thread = {**os.environ, **{var: "1" for var in THREAD_VARS}}
-    # Wall time on a shared 2-core machine varies from one run to the next by more than the goal's
-    # margin, so every time is printed, and the CPU seconds beside them (this process's children: the
-    # program, and under `rlsweep run` also rlsweep itself).
-    bare, bare_one, wrapped = [], [], []
-    cpu_one, cpu_wrapped = [], []
-    for i in range(repeat):
+
+    def bare(r: int) -> float:
+        def one(seed: int) -> None:
+            out = f"{tmp}/bare{r}-{seed}"
+            cmd = [sys.executable, script, f"--seed={seed}", *base, f"--tb-dir={out}", f"--save-path={out}.pt"]
+            subprocess.run(cmd, check=True, env=one_thread, stdout=subprocess.DEVNULL)
+
         t = time.monotonic()
-        subprocess.run([sys.executable, script, *args, f"--tb-dir={tmp}/bare{i}", f"--save-path={tmp}/bare{i}.pt"], check=True)
-        bare.append(time.monotonic() - t)
-        t, c = time.monotonic(), children_cpu()
-        subprocess.run([sys.executable, script, *args, f"--tb-dir={tmp}/one{i}", f"--save-path={tmp}/one{i}.pt"], check=True, env=one_thread)
-        bare_one.append(time.monotonic() - t)
-        cpu_one.append(children_cpu() - c)
-        sweep.update(study=f"cleanrl-bench-{i}", storage=f"sqlite:///{tmp}/s{i}.db", artifacts=str(tmp / f"a{i}"))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, range(1, seeds + 1)))
+        return time.monotonic() - t
+
+    def wrapped(r: int) -> float:
+        sweep.update(study=f"cleanrl-bench-{r}", storage=f"sqlite:///{tmp}/s{r}.db", artifacts=str(tmp / f"a{r}"))
         (tmp / "s.yaml").write_text(yaml.safe_dump(sweep))
-        t, c = time.monotonic(), children_cpu()
-        subprocess.run([sys.executable, "-m", "rlsweep", "run", str(tmp / "s.yaml"), "--workers", "1", "--quiet"], cwd=ROOT, check=True)
-        wrapped.append(time.monotonic() - t)
-        cpu_wrapped.append(children_cpu() - c)
-    b, o, w = min(bare), min(bare_one), min(wrapped)
-    print(f"cleanrl_ppo.py, {steps} steps, seed 1, best of {repeat}: through rlsweep run {w:.1f} s; bare {b:.1f} s "
-          f"(ratio {w / b:.3f}), bare with {THREAD_VARS[0]}=1 etc. as rlsweep's workers {o:.1f} s "
-          f"(ratio {w / o:.3f}); goal <= 1.05")  # fmt: skip
-    print(f"  wall times: through rlsweep {', '.join(f'{x:.1f}' for x in wrapped)}; bare {', '.join(f'{x:.1f}' for x in bare)}; "
-          f"bare one thread {', '.join(f'{x:.1f}' for x in bare_one)}")  # fmt: skip
-    extra = [w_ - o_ for w_, o_ in zip(cpu_wrapped, cpu_one, strict=True)]
-    print(f"  CPU seconds, median: through rlsweep {statistics.median(cpu_wrapped):.1f}, bare one thread {statistics.median(cpu_one):.1f}: "
-          f"rlsweep adds {statistics.median(extra):.2f} s = {100 * statistics.median(extra) / statistics.median(bare_one):.1f}% of the bare wall time")  # fmt: skip
+        t = time.monotonic()
+        cmd = [sys.executable, "-m", "rlsweep", "run", str(tmp / "s.yaml"), "--quiet"]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        return time.monotonic() - t
 
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    print(f"cleanrl_ppo.py, seeds 1-{seeds} x {steps} steps, {workers} at a time: bare vs one `rlsweep run` "
+          f"(grid, {workers} workers), alternating order, {rounds} rounds")  # fmt: skip
+    times: list[tuple[float, float]] = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            b = bare(r)
+            w = wrapped(r)
+        else:
+            w = wrapped(r)
+            b = bare(r)
+        times.append((b, w))
+        print(f"  round {r + 1}: bare {b:.1f} s, through rlsweep {w:.1f} s, ratio {w / b:.3f}", flush=True)
+    tb, tw = sum(b for b, _ in times), sum(w for _, w in times)
+    ratios = [w / b for b, w in times]
+    print(f"  summed: bare {tb:.1f} s, through rlsweep {tw:.1f} s: ratio {tw / tb:.3f} (median of rounds "
+          f"{statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}); goal <= 1.05")  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=8)
     p.add_argument("--summaries", type=int, default=60)
-    p.add_argument("--cleanrl-steps", type=int, default=20480)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--cleanrl-steps", type=int, default=102400)
+    p.add_argument("--seeds", type=int, default=8, help="CleanRL seeds per round (default 8, the example's runs)")
+    p.add_argument("--workers", type=int, default=2, help="CleanRL runs at a time, bare and as workers (default 2)")
+    p.add_argument("--rounds", type=int, default=3, help="CleanRL rounds, alternating which goes first (default 3)")
     p.add_argument("--skip-cleanrl", action="store_true")
+    p.add_argument("--skip-overhead", action="store_true", help="only the CleanRL comparison")
     a = p.parse_args()
-    overhead(a.runs, a.summaries)
+    if not a.skip_overhead:
+        overhead(a.runs, a.summaries)
     if not a.skip_cleanrl:
-        cleanrl(a.cleanrl_steps, a.repeat)
+        cleanrl(a.cleanrl_steps, a.seeds, a.workers, a.rounds)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,7 @@ def _rdb_storage(url: str, create: bool) -> Any:
 
         sa.event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()  # connections opened before the listener reopen with it
+        _OPTUNA_ENGINES.add(rdb.engine)
     else:
         # rlsweep's tables are in the same database: one pool of connections for both, so a
         # worker holds one connection to the server, not two (a server's max_connections, 100 by
@@ -214,6 +216,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 _ENGINES: dict[str, Any] = {}
+# Optuna's own engines on SQLite files, while they live (dispose_engines closes them: a file's
+# write-ahead log is folded back into it when its last connection closes).
+_OPTUNA_ENGINES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def aux_engine(url: str) -> Any:
@@ -237,6 +242,13 @@ def forget_engines_after_fork() -> None:
     connections (SQLAlchemy's advice for fork); the next aux_engine call opens fresh ones."""
     for engine in _ENGINES.values():
         engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+def dispose_engines() -> None:
+    """Close every engine's pooled connections (a command that is about to exit)."""
+    for engine in [*_ENGINES.values(), *_OPTUNA_ENGINES]:
+        engine.dispose()
     _ENGINES.clear()
 
 

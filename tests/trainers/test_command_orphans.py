@@ -63,3 +63,36 @@ def test_sigkill_of_rlsweep_run_leaves_no_program_behind(tmp_path: Path) -> None
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+
+
+def test_rlsweep_run_closes_the_sqlite_file_when_it_exits(tmp_path: Path) -> None:
+    """`rlsweep run` skips the interpreter's last garbage collection (it exits faster), so it must
+    close its database connections itself: a write-ahead log left beside study.db would hold the
+    last commits, and a user who copies study.db alone would lose them."""
+    sweep = {
+        "study": "closed",
+        "trainer": {
+            "kind": "command",
+            "command": ["{python}", PROG, "--steps=3", "--pause=0.01", "--slope={slope}"],
+            "metrics": {"regex": r"step=(?P<step>\d+) value=(?P<value>\S+)"},
+            "timesteps": 300,
+        },
+        "objective": {"metric": "value"},
+        "strategy": {"name": "grid", "seeds": 2},
+        "params": {"slope": {"choice": [1.0, 2.0]}},
+        "storage": f"sqlite:///{tmp_path}/study.db",
+        "artifacts": str(tmp_path / "artifacts"),
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    done = subprocess.run(
+        [sys.executable, "-m", "rlsweep", "run", str(path), "--workers", "2", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "study.db-wal").exists()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "study.db") as conn:
+        states = [s for (s,) in conn.execute("SELECT state FROM trials")]
+    assert states == ["COMPLETE"] * 4
