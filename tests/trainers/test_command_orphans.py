@@ -24,23 +24,33 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigkill_of_rlsweep_run_leaves_no_program_behind(tmp_path: Path) -> None:
+def write_sweep(
+    tmp_path: Path, study: str, args: list[str], timesteps: int, trainer: dict[str, object] | None = None, **extra: object
+) -> Path:
+    """A grid sweep of command_prog.py (2 seeds per configuration) in tmp_path; its file's path."""
     sweep = {
-        "study": "orphans",
+        "study": study,
         "trainer": {
             "kind": "command",
-            "command": ["{python}", PROG, "--steps=100000", "--pause=0.2", "--pid-file={run_dir}/pid", "--ignore=SIGTERM"],
-            "grace": 1,
+            "command": ["{python}", PROG, *args],
             "metrics": {"regex": r"step=(?P<step>\d+) value=(?P<value>\S+)"},
-            "timesteps": 10**9,
+            "timesteps": timesteps,
+            **(trainer or {}),
         },
         "objective": {"metric": "value"},
         "strategy": {"name": "grid", "seeds": 2},
         "storage": f"sqlite:///{tmp_path}/study.db",
         "artifacts": str(tmp_path / "artifacts"),
+        **extra,
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_sigkill_of_rlsweep_run_leaves_no_program_behind(tmp_path: Path) -> None:
+    args = ["--steps=100000", "--pause=0.2", "--pid-file={run_dir}/pid", "--ignore=SIGTERM"]
+    path = write_sweep(tmp_path, "orphans", args, 10**9, trainer={"grace": 1})
     run = subprocess.Popen(
         [sys.executable, "-m", "rlsweep", "run", str(path), "--workers", "2", "--quiet"],
         cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -69,22 +79,8 @@ def test_rlsweep_run_closes_the_sqlite_file_when_it_exits(tmp_path: Path) -> Non
     """`rlsweep run` skips the interpreter's last garbage collection (it exits faster), so it must
     close its database connections itself: a write-ahead log left beside study.db would hold the
     last commits, and a user who copies study.db alone would lose them."""
-    sweep = {
-        "study": "closed",
-        "trainer": {
-            "kind": "command",
-            "command": ["{python}", PROG, "--steps=3", "--pause=0.01", "--slope={slope}"],
-            "metrics": {"regex": r"step=(?P<step>\d+) value=(?P<value>\S+)"},
-            "timesteps": 300,
-        },
-        "objective": {"metric": "value"},
-        "strategy": {"name": "grid", "seeds": 2},
-        "params": {"slope": {"choice": [1.0, 2.0]}},
-        "storage": f"sqlite:///{tmp_path}/study.db",
-        "artifacts": str(tmp_path / "artifacts"),
-    }
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(sweep))
+    args = ["--steps=3", "--pause=0.01", "--slope={slope}"]
+    path = write_sweep(tmp_path, "closed", args, 300, params={"slope": {"choice": [1.0, 2.0]}})
     done = subprocess.run(
         [sys.executable, "-m", "rlsweep", "run", str(path), "--workers", "2", "--quiet"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
