@@ -5,11 +5,12 @@
    one core, over the steady window when all 8 programs run (goal < 5%), and over the whole sweep
    (start-up imports included).
 2. examples/cleanrl_ppo.py through the command trainer vs the same command run bare, same seeds and
-   steps, as many at a time: the wall-time ratio (goal <= 1.05). Seeds 1-4 x 102,400 steps, 2 at a
-   time, as one `rlsweep run` (grid, 2 workers) and as bare processes, in alternating order.
+   steps, as many at a time: the wall-time ratio (goal <= 1.05). Seeds 1-8 (the example's 8 runs) x
+   102,400 steps, 2 at a time, as one `rlsweep run` (grid, 2 workers) and as bare processes, in
+   alternating order, 3 rounds.
 
     python bench/command_overhead.py [--runs 8] [--summaries 60] [--skip-cleanrl]
-    python bench/command_overhead.py --skip-overhead [--cleanrl-steps 102400] [--seeds 4] [--workers 2] [--rounds 4]
+    python bench/command_overhead.py --skip-overhead [--cleanrl-steps 102400] [--seeds 8] [--workers 2] [--rounds 3]
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """No training program outlives `rlsweep run`: SIGKILL it, and its workers (which die with it)
 take their programs along (each program dies with its worker; one that ignores the stop signal is
-killed after the grace period)."""
+killed after the grace period). And when it ends by itself, it leaves its SQLite file closed."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -87,8 +88,6 @@ def test_rlsweep_run_closes_the_sqlite_file_when_it_exits(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "study.db-wal").exists()
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "study.db") as conn:
         states = [s for (s,) in conn.execute("SELECT state FROM trials")]
     assert states == ["COMPLETE"] * 4
