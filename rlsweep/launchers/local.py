@@ -20,7 +20,7 @@ from typing import Any
 
 from rlsweep.launchers._base import Launcher
 from rlsweep.procs import die_with_parent, preexec_die_with_parent
-from rlsweep.threads import limit_threads
+from rlsweep.threads import CPUS_VAR, free_slot, limit_threads, worker_cpus
 
 # The parent's import path, handed to the fresh interpreters it starts (private to rlsweep: a
 # command trainer's program, perhaps another Python, must not see it as PYTHONPATH).
@@ -62,13 +62,20 @@ class LocalLauncher(Launcher):
         self.procs: list[Any] = []  # subprocess.Popen or _Forked: poll, wait, send_signal, kill
         self._standby: list[Any] = []
         self._made: list[Path] = []
+        self.slots = 0  # how many workers share this machine's CPUs (see rlsweep.threads.CPUS_VAR)
+        self._slot_of: dict[int, int] = {}  # worker pid -> its slot
 
-    def _env(self, i: int, gpus: list[str], storage_url: str | None = None) -> dict[str, str]:
+    def _env(
+        self, i: int, gpus: list[str], storage_url: str | None = None, slot: int | None = None
+    ) -> dict[str, str]:
         env = dict(os.environ)
         if storage_url is not None:
             # The URL travels in the environment (or stdin), not argv: `ps` would show a password.
             env["RLSWEEP_STORAGE"] = storage_url
         limit_threads(env)
+        cpus = worker_cpus(slot, self.slots) if slot is not None else None
+        if cpus and env.get(CPUS_VAR) != "":  # "" set by the user: off
+            env[CPUS_VAR] = ",".join(map(str, cpus))
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         # A fresh interpreter imports the trainer's module from where this process found it (a test
@@ -101,6 +108,7 @@ class LocalLauncher(Launcher):
         self._made = [d for d in (self.log_dir, *self.log_dir.parents[:2]) if not d.exists()]
         self._made += [f for i in range(n_workers) if not (f := self.log_dir / f"worker-{i}.log").exists()]
         gpus = visible_gpus()
+        self.slots = n_workers
         warm_args = [f"--warm={m}" for m in warm or []]
         # macOS frameworks dislike fork; a process that has started JAX's threads should not fork (the
         # child could inherit a lock a JAX thread held): start fresh interpreters in those cases,
@@ -110,7 +118,8 @@ class LocalLauncher(Launcher):
         if not can_fork or ("jax" in sys.modules and "__main__" not in (warm or [])):
             base = [sys.executable, "-m", "rlsweep", "worker", "--study", "-", "--standby", *warm_args]
             for i in range(n_workers):
-                self._standby.append(self._start(i, base, self._env(i, gpus), stdin=subprocess.PIPE))
+                self._standby.append(self._start(i, base, self._env(i, gpus, slot=i), stdin=subprocess.PIPE))
+                self._slot_of[self._standby[-1].pid] = i
             return
         from rlsweep.launchers.entry import preload
 
@@ -118,8 +127,9 @@ class LocalLauncher(Launcher):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for i in range(n_workers):
             self._standby.append(
-                _fork_worker(self.log_dir / f"worker-{i}.log", self._env(i, gpus), list(warm or []))
+                _fork_worker(self.log_dir / f"worker-{i}.log", self._env(i, gpus, slot=i), list(warm or []))
             )
+            self._slot_of[self._standby[-1].pid] = i
 
     def discard(self) -> None:
         """Let standby workers that were never launched exit (they see the end of their stdin)."""
@@ -145,6 +155,7 @@ class LocalLauncher(Launcher):
         # Local workers share this machine; GPUs are spread over them (CUDA_VISIBLE_DEVICES), and a
         # request for more GPUs than it has cannot be met here.
         _check_resources(resources, len(visible_gpus()))
+        self.slots = max(self.slots, n_workers)
         message = (json.dumps({"study": study, "storage": storage_url}) + "\n").encode()
         ready, self._standby = self._standby[:n_workers], self._standby[n_workers:]
         for p in ready:
@@ -162,8 +173,13 @@ class LocalLauncher(Launcher):
         gpus = visible_gpus()
         for _ in range(count):
             i = len(self.procs)
+            # a replacement takes the CPUs of a worker that has ended
+            taken = {self._slot_of.get(p.pid, -1) for p in self.procs if p.poll() is None}
+            slot = free_slot(taken, self.slots)
             cmd = [sys.executable, "-m", "rlsweep", "worker", "--study", study]
-            self.procs.append(self._start(i, cmd, self._env(i, gpus, storage_url)))
+            self.procs.append(self._start(i, cmd, self._env(i, gpus, storage_url, slot)))
+            if slot is not None:
+                self._slot_of[self.procs[-1].pid] = slot
         return max(0, count)
 
     def worker_prefix(self, i: int) -> str | None:

@@ -14,6 +14,7 @@ from rlsweep.config import load_sweep
 from rlsweep.launchers.local import LocalLauncher
 from rlsweep.strategies import make_strategy
 from rlsweep.study import StudyHandle
+from rlsweep.threads import CPUS_VAR, free_slot, worker_cpus
 from rlsweep.trainers._base import RunContext
 from tests.conftest import synthetic_sweep
 
@@ -77,16 +78,17 @@ def test_launch_more_workers_than_were_prestarted(launcher: LocalLauncher, tmp_p
 
 def record_devices(run: RunContext) -> None:
     """A trainer that records the GPU and thread settings its worker process was given."""
-    for var in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"):
+    for var in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", CPUS_VAR):
         run.record(var, os.environ.get(var))
     time.sleep(0.3)  # long enough that both workers take runs
     run.report(run.budget, {"eval/mean_return": 1.0})
 
 
-def test_workers_are_spread_over_the_visible_gpus(
+def test_workers_are_spread_over_the_visible_gpus_and_cpus(
     launcher: LocalLauncher, tmp_path: Path, study_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With GPUs 0 and 1 visible, worker i gets CUDA_VISIBLE_DEVICES=i mod 2; each one BLAS thread."""
+    """With GPUs 0 and 1 visible, worker i gets CUDA_VISIBLE_DEVICES=i mod 2; each one BLAS thread,
+    and on a machine with 2 or more CPUs its own half of them (RLSWEEP_WORKER_CPUS)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # `tests` for subprocesses
@@ -100,8 +102,25 @@ def test_workers_are_spread_over_the_visible_gpus(
     launcher.wait(timeout=120)
     assert launcher.exit_codes() == [0, 0]
     by_worker: dict[str, set[str]] = {}
+    cpus_of: dict[str, set[str]] = {}
     for row in handle.rows():
         attrs = handle.trial(row.trial_number).user_attrs
         assert attrs["OMP_NUM_THREADS"] == "1"
         by_worker.setdefault(row.worker, set()).add(attrs["CUDA_VISIBLE_DEVICES"])
+        cpus_of.setdefault(row.worker, set()).add(attrs[CPUS_VAR])
     assert sorted(devices for workers in by_worker.values() for devices in workers) == ["0", "1"]
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2:
+        shares = [{int(c) for c in value.split(",")} for (value,) in cpus_of.values()]
+        assert len(shares) == 2 and not shares[0] & shares[1] and len(shares[0]) == len(cpus) // 2
+
+
+def test_cpu_shares_and_the_slot_a_replacement_takes() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    n = len(cpus)
+    assert worker_cpus(0, 1) is None and worker_cpus(0, n + 1) is None  # one worker, or too many
+    if n >= 2:
+        shares = [worker_cpus(i, n) for i in range(n)]
+        assert shares == [[c] for c in cpus]
+        assert worker_cpus(0, 2) == cpus[: n // 2] and worker_cpus(1, 2) == cpus[n // 2 : 2 * (n // 2)]
+    assert free_slot({0, 2}, 4) == 1 and free_slot({0, 1}, 2) is None and free_slot(set(), 0) is None

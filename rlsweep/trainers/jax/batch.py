@@ -69,6 +69,7 @@ def train_batch(runs: list[RunContext]) -> None:
         "size": n,
         "pid": os.getpid(),
         "device": str(jax.devices()[0].platform),
+        "cpus": build.CPUS,  # the CPUs this worker kept to (None: all it was allowed)
         "cache": cache,
     }
     algos = build.stack_algos(base, values, algo_of(config))
