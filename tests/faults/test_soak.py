@@ -122,8 +122,11 @@ def test_a_storm_of_25_sigkills_loses_and_duplicates_nothing(tmp_path: Path, stu
     re-queued (requeue large enough), a replacement worker starts, every configuration completes
     exactly once."""
     url = f"sqlite:///{tmp_path}/study.db"
-    runs = 40
-    file = _sweep(study_name, tmp_path, runs, url, sleep=0.15, requeue=30)
+    # The 25 pauses between kills add up to 12.6 s (the generator is seeded), plus the waits for a
+    # busy worker; the runs alone take about 15 s on 2 workers, so the sweep outlasts the storm
+    # however fast replacement workers start (40 runs of 0.15 s once ended after 21 kills).
+    runs = 100
+    file = _sweep(study_name, tmp_path, runs, url, sleep=0.3, requeue=30)
     proc = _start(file, 2, tmp_path)
     wait_for(lambda: (tmp_path / "study.db").exists(), 60)
     handle: StudyHandle | None = None
