@@ -69,6 +69,10 @@ def replay(name: str, url: str, first: int = 3) -> dict[str, float]:
         skipped = [dt.datetime.fromtimestamp(u) for (u,) in conn.execute(query)]
     planned = len(trials) + len(skipped)
     workers = int(handle.sweep.strategy.workers or 2)
+    # Every evaluation's step and wall time: a run's progress at each moment replayed.
+    reports: dict[int, list[tuple[int, float]]] = {}
+    for row in handle.metrics(names=[handle.sweep.objective.metric]):
+        reports.setdefault(int(row["trial_number"]), []).append((int(row["step"]), float(row["wall_time"])))
     print(
         f"\n{name}: {planned} runs ({len(skipped)} skipped), {workers} workers, {length:.1f} s from the first run's start to the last run's end"
     )
@@ -83,7 +87,7 @@ def replay(name: str, url: str, first: int = 3) -> dict[str, float]:
             1 for u in skipped if u <= moment
         )
         done = sum(1 for e in ends if e <= moment)
-        est = time_left(trials, handle.sweep, planned - started, workers, since=start, now=moment)
+        est = time_left(trials, handle.sweep, planned - started, workers, since=start, now=moment, reports=reports)
         true = (end - moment).total_seconds()
         at = (moment - start).total_seconds()
         if est is not None:

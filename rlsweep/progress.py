@@ -63,11 +63,13 @@ def counts(rows: Mapping[str, int], planned: int | None = None) -> Counts:
 
 @dataclass(frozen=True)
 class RunTime:
-    """A run's wall time (so far, for a running run), the last step it reported, whether it was pruned."""
+    """A run's wall time (so far, for a running run), the last step it reported, whether it was
+    pruned, and (for a running run) how many seconds into the run it reported that step."""
 
     seconds: float
     steps: int
     pruned: bool = False
+    reported: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -124,13 +126,17 @@ def stops(pruning: Pruning, cap: float) -> list[tuple[float, float]]:
 
 
 class Durations:
-    """A weighed pool of run durations to draw the runs to come from."""
+    """A weighed pool of run durations to draw the runs to come from: (seconds, weight) atoms, or
+    (seconds, weight, steps) where the last step each went to is known."""
 
-    def __init__(self, atoms: Sequence[tuple[float, float]]) -> None:
-        kept = sorted((s, w) for s, w in atoms if w > 0)
-        self.seconds = [s for s, _ in kept]
-        self.below = list(itertools.accumulate((w for _, w in kept), initial=0.0))  # weight before each
-        self.mean = sum(s * w for s, w in kept) / self.below[-1]
+    def __init__(self, atoms: Sequence[tuple[float, ...]]) -> None:
+        kept = sorted((a[0], a[1], a[2] if len(a) > 2 else 0.0) for a in atoms if a[1] > 0)
+        self.seconds = [s for s, _, _ in kept]
+        self.below = list(itertools.accumulate((w for _, w, _ in kept), initial=0.0))  # weight before each
+        self.mean = sum(s * w for s, w, _ in kept) / self.below[-1]
+        by_steps = sorted((n, w) for _, w, n in kept if n > 0)
+        self.steps = [n for n, _ in by_steps]
+        self.steps_below = list(itertools.accumulate((w for _, w in by_steps), initial=0.0))
 
     def draw(self, rng: random.Random, past: float = 0.0) -> float:
         """Seconds a run lasts, or, for a run `past` seconds in, the seconds it has left: drawn from
@@ -142,6 +148,19 @@ class Durations:
         low, high = self.below[first], self.below[-1]
         pick = bisect.bisect_right(self.below, low + rng.random() * (high - low)) - 1
         return self.seconds[min(max(pick, first), len(self.seconds) - 1)] - past
+
+    def draw_left(self, rng: random.Random, run: RunTime) -> float:
+        """Seconds left to a running run: if it has reported a step, the step it stops at is drawn
+        from the runs that went past that step, and it gets there at its own pace so far (a run's
+        cost per step depends on its configuration); otherwise `draw` from its time so far."""
+        first = bisect.bisect_right(self.steps, run.steps)
+        if run.steps <= 0 or run.reported <= 0 or first == len(self.steps):
+            return self.draw(rng, run.seconds)
+        low, high = self.steps_below[first], self.steps_below[-1]
+        pick = bisect.bisect_right(self.steps_below, low + rng.random() * (high - low)) - 1
+        stop = self.steps[min(max(pick, first), len(self.steps) - 1)]
+        pace = run.reported / run.steps
+        return max(0.0, run.reported + (stop - run.steps) * pace - run.seconds)
 
 
 def eta_seconds(
@@ -165,13 +184,15 @@ def eta_seconds(
     Under a pruner, the first `startup` runs go on unjudged (drawn from those of them that have
     finished); a later run is drawn from the later runs that have finished and from the prior
     (`stops`, weighed as two runs): a finished run that went on, cut where the pruner may cut it,
-    at its own cost per step. A running run is drawn from the durations longer than its own so
-    far. `busy` (`busy_share`) is the share of the workers' time spent in runs: time between runs
+    at its own cost per step. A running run that has reported an evaluation goes on at its own
+    pace to a last step drawn from the runs that went past its step (`Durations.draw_left`: its
+    configuration's cost per step, not the pool's); one that has not is drawn from the durations
+    longer than its own so far. `busy` (`busy_share`) is the share of the workers' time spent in runs: time between runs
     (claims, bookkeeping, a population waiting for its generation) stretches the estimate.
     """
     if not finished:
         return None if waiting or running else 0.0
-    observed = [(r.seconds, 1.0) for r in finished]
+    observed = [(r.seconds, 1.0, float(r.steps)) for r in finished]
     whole = judged = Durations(observed)
     startup = 0
     if pruning is not None:
@@ -180,7 +201,7 @@ def eta_seconds(
         sized = [r for r in finished if r.steps > 0]
         full = [r for r in sized if not r.pruned] or sized
         prior = [
-            (r.seconds * steps / r.steps, 2.0 * p / len(full))
+            (r.seconds * steps / r.steps, 2.0 * p / len(full), steps)
             for r in full
             for steps, p in stops(pruning, float(r.steps))
         ]
@@ -192,7 +213,7 @@ def eta_seconds(
     n = max(5, min(draws, 20000 // (waiting + len(running) + 1)))  # fewer draws of a long queue
     total = 0.0
     for _ in range(n):
-        free = sorted(now.draw(rng, r.seconds) for r in running)
+        free = sorted(now.draw_left(rng, r) for r in running)
         end = max(free, default=0.0)
         free += [0.0] * max(workers - len(free), 0)
         heapq.heapify(free)
@@ -213,11 +234,18 @@ def busy_share(finished: Sequence[RunTime], running: Sequence[RunTime], workers:
     return min(1.0, inside / (workers * wall))
 
 
-def run_times(trials: Sequence[Any], now: dt.datetime | None = None) -> tuple[list[RunTime], list[RunTime]]:
-    """(finished, running) run times of a study's trials at `now`, each in the order the runs started."""
+Reports = Mapping[int, Sequence[tuple[int, float]]]  # trial number -> (step, wall time) of its evaluations
+
+
+def run_times(
+    trials: Sequence[Any], now: dt.datetime | None = None, reports: Reports | None = None
+) -> tuple[list[RunTime], list[RunTime]]:
+    """(finished, running) run times of a study's trials at `now`, each in the order the runs
+    started; a running run's last evaluation before `now` is taken from `reports`."""
     from optuna.trial import TrialState
 
     now = now or dt.datetime.now()
+    stamp = now.timestamp()
     finished, running = [], []
     started = (t for t in trials if t.datetime_start is not None and t.datetime_start <= now)
     for t in sorted(started, key=lambda t: t.datetime_start):
@@ -226,9 +254,24 @@ def run_times(trials: Sequence[Any], now: dt.datetime | None = None) -> tuple[li
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
             finished.append(RunTime(seconds, steps, t.state == TrialState.PRUNED))
         elif t.state == TrialState.RUNNING or t.datetime_complete is not None:
-            # Running (or, replayed at an earlier `now`, still running then): steps so far unknown.
-            running.append(RunTime((now - t.datetime_start).total_seconds(), 0))
+            # Running (or, replayed at an earlier `now`, still running then).
+            seen = [r for r in (reports or {}).get(getattr(t, "number", -1), ()) if r[1] <= stamp]
+            step, wall = max(seen, default=(0, 0.0))
+            began = t.datetime_start.timestamp()
+            running.append(RunTime(stamp - began, int(step), reported=max(0.0, wall - began) if seen else 0.0))
     return finished, running
+
+
+def reports_of(handle: StudyHandle, trials: Sequence[Any]) -> dict[int, list[tuple[int, float]]]:
+    """The (step, wall time) of each evaluation of the study's running runs, for `run_times`."""
+    from optuna.trial import TrialState
+
+    numbers = [t.number for t in trials if t.state == TrialState.RUNNING]
+    out: dict[int, list[tuple[int, float]]] = {}
+    if numbers:
+        for row in handle.metrics(numbers, [handle.sweep.objective.metric]):
+            out.setdefault(int(row["trial_number"]), []).append((int(row["step"]), float(row["wall_time"])))
+    return out
 
 
 def time_left(
@@ -239,12 +282,13 @@ def time_left(
     *,
     since: dt.datetime,
     now: dt.datetime | None = None,
+    reports: Reports | None = None,
 ) -> float | None:
     """The display's time left: `eta_seconds` on a study's trials at `now`, with how busy the
     workers have been since `since` (this session's start: an earlier session's runs and the pause
     since then say nothing about it). bench/eta.py replays it on finished studies."""
     now = now or dt.datetime.now()
-    finished, running = run_times(trials, now)
+    finished, running = run_times(trials, now, reports)
     session = [t for t in trials if t.datetime_start is not None and since <= t.datetime_start <= now]
     busy = 1.0
     if session:
@@ -298,12 +342,14 @@ def snapshot(
     elapsed = time.time() - started
     rate = 60.0 * (now.finished - finished_at_start) / elapsed if elapsed > 0 else 0.0
     n_workers = max(workers or 0, now.running, 1)
+    trials = handle.get_trials(deepcopy=False)
     eta = time_left(
-        handle.get_trials(deepcopy=False),
+        trials,
         handle.sweep,
         now.waiting,
         n_workers,
         since=dt.datetime.fromtimestamp(started),
+        reports=reports_of(handle, trials),
     )
     return Snapshot(now, best_value(handle), elapsed, rate, eta)
 

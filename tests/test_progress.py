@@ -107,6 +107,22 @@ def test_a_running_run_is_drawn_from_the_durations_longer_than_its_own() -> None
     assert eta_seconds(finished, [RunTime(6.0, 0)], 0, 2) == pytest.approx(4.0, abs=0.5)
 
 
+def test_a_running_run_goes_on_at_its_own_pace() -> None:
+    # Finished runs took 10 s for 1000 steps. A run of a costlier configuration reported step 200
+    # 8 s in and is now 9 s in: at 4 s per 100 steps it has 800 steps (32 s) to go from its
+    # report, 31 s from now. Drawn from durations alone it would be past them all: 1 s left.
+    assert eta_seconds([TEN] * 2, [RunTime(9.0, 200, reported=8.0)], 0, 2) == pytest.approx(31.0)
+    assert eta_seconds([TEN] * 2, [RunTime(9.0, 200)], 0, 2) == pytest.approx(1.0)
+    # Its last step is drawn from the runs that went past its step: a gate stopped one run at
+    # 500; a run at step 600 goes on to 1000 like the other (400 steps at 1 s per 100, less the
+    # 0.5 s since its report).
+    finished = [RunTime(5.0, 500), TEN]
+    assert eta_seconds(finished, [RunTime(6.5, 600, reported=6.0)], 0, 2) == pytest.approx(3.5)
+    # At step 200 it stops at 500 or 1000 as they did: 3 s or 8 s left, from 2 s in.
+    left = eta_seconds(finished, [RunTime(2.0, 200, reported=2.0)], 0, 2)
+    assert left == pytest.approx(5.5, abs=0.6)
+
+
 def test_pruned_runs_make_the_estimate_shorter() -> None:
     # 5 start-up runs of 10 s (1000 steps), then 3 pruned at step 200 after 2 s each.
     pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
@@ -167,6 +183,13 @@ def test_time_left_replayed_at_an_earlier_moment() -> None:
     )
     at = t0 + dt.timedelta(seconds=15)
     assert time_left(trials, sweep, 1, 2, since=t0, now=at) == pytest.approx(12.0)
+    # With its evaluations' wall times: at 15 s the second run had reported step 500 at 12 s (the
+    # report at 20 s had not come); at 2.4 s per 100 steps it has 12 s to go from then, 9 s from
+    # now, and its 1000 steps end at 24 s.
+    trials[1].number = 1
+    stamp = t0.timestamp()
+    reports = {1: [(500, stamp + 12.0), (1000, stamp + 20.0)]}
+    assert time_left(trials, sweep, 0, 2, since=t0, now=at, reports=reports) == pytest.approx(9.0 / (25 / 30))
     assert time_left(trials, sweep, 0, 2, since=t0, now=at) == pytest.approx(1.0 / (25 / 30))
     assert time_left(trials, sweep, 0, 2, since=t0, now=t0 + dt.timedelta(seconds=25)) == 0.0
 
