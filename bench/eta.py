@@ -1,7 +1,7 @@
 """How close the progress display's time left ("eta") is to the truth: the estimator replayed on
 finished studies, at every second from the moment the third run finished to the end.
 
-    python bench/eta.py [--seeds 0 1 2]                  # run the README demo once per seed, then replay
+    python bench/eta.py [--seeds 0 1 2] [--folder DIR]   # run the README demo once per seed, then replay
     python bench/eta.py --study NAME --storage URL ...   # replay studies that already ran
 
 The demo runs are real (examples/cartpole-ppo.yaml, 2 local workers, SQLite in a temporary folder,
@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="demo seeds to run (default 0 1 2)"
     )
+    ap.add_argument("--folder", help="run the demos here and keep their studies (default: a temporary folder)")
     ap.add_argument("--study", action="append", default=[], help="replay this study instead (with --storage)")
     ap.add_argument("--storage", action="append", default=[], help="its storage URL (one per --study)")
     args = ap.parse_args()
@@ -132,10 +133,12 @@ def main() -> None:
     studies = list(zip(args.study, args.storage, strict=True))
     tmp = None
     if not studies:
-        tmp = tempfile.TemporaryDirectory(prefix="rlsweep-eta-")
+        tmp = None if args.folder else tempfile.TemporaryDirectory(prefix="rlsweep-eta-")
+        folder = Path(tmp.name if tmp else args.folder)
+        folder.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             print(f"running the demo with seed {seed} ...", flush=True)
-            studies.append(run_demo(seed, Path(tmp.name)))
+            studies.append(run_demo(seed, folder))
     worst = [replay(name, url) for name, url in studies]
     print(
         f"\nover {len(worst)} studies, from the 3rd finished run on: time left at worst "
