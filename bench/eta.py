@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from rlsweep.progress import time_left
+from rlsweep.progress import reports_of, time_left
 from rlsweep.study import StudyHandle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,10 +69,7 @@ def replay(name: str, url: str, first: int = 3) -> dict[str, float]:
         skipped = [dt.datetime.fromtimestamp(u) for (u,) in conn.execute(query)]
     planned = len(trials) + len(skipped)
     workers = int(handle.sweep.strategy.workers or 2)
-    # Every evaluation's step and wall time: a run's progress at each moment replayed.
-    reports: dict[int, list[tuple[int, float]]] = {}
-    for row in handle.metrics(names=[handle.sweep.objective.metric]):
-        reports.setdefault(int(row["trial_number"]), []).append((int(row["step"]), float(row["wall_time"])))
+    reports = reports_of(handle)  # every evaluation's step and wall time: each run's progress replayed
     print(
         f"\n{name}: {planned} runs ({len(skipped)} skipped), {workers} workers, {length:.1f} s from the first run's start to the last run's end"
     )

@@ -187,8 +187,9 @@ def eta_seconds(
     at its own cost per step. A running run that has reported an evaluation goes on at its own
     pace to a last step drawn from the runs that went past its step (`Durations.draw_left`: its
     configuration's cost per step, not the pool's); one that has not is drawn from the durations
-    longer than its own so far. `busy` (`busy_share`) is the share of the workers' time spent in runs: time between runs
-    (claims, bookkeeping, a population waiting for its generation) stretches the estimate.
+    longer than its own so far. `busy` (`busy_share`) is the share of the workers' time spent in
+    runs: time between runs (claims, bookkeeping, a population waiting for its generation)
+    stretches the estimate.
     """
     if not finished:
         return None if waiting or running else 0.0
@@ -262,13 +263,10 @@ def run_times(
     return finished, running
 
 
-def reports_of(handle: StudyHandle, trials: Sequence[Any]) -> dict[int, list[tuple[int, float]]]:
-    """The (step, wall time) of each evaluation of the study's running runs, for `run_times`."""
-    from optuna.trial import TrialState
-
-    numbers = [t.number for t in trials if t.state == TrialState.RUNNING]
+def reports_of(handle: StudyHandle, numbers: Sequence[int] | None = None) -> dict[int, list[tuple[int, float]]]:
+    """The (step, wall time) of each evaluation of the runs numbered (all: None), for `run_times`."""
     out: dict[int, list[tuple[int, float]]] = {}
-    if numbers:
+    if numbers is None or numbers:
         for row in handle.metrics(numbers, [handle.sweep.objective.metric]):
             out.setdefault(int(row["trial_number"]), []).append((int(row["step"]), float(row["wall_time"])))
     return out
@@ -338,6 +336,8 @@ def snapshot(
     planned: int | None = None,
     workers: int | None = None,
 ) -> Snapshot:
+    from optuna.trial import TrialState
+
     now = counts(handle.row_counts(), planned)
     elapsed = time.time() - started
     rate = 60.0 * (now.finished - finished_at_start) / elapsed if elapsed > 0 else 0.0
@@ -349,7 +349,7 @@ def snapshot(
         now.waiting,
         n_workers,
         since=dt.datetime.fromtimestamp(started),
-        reports=reports_of(handle, trials),
+        reports=reports_of(handle, [t.number for t in trials if t.state == TrialState.RUNNING]),
     )
     return Snapshot(now, best_value(handle), elapsed, rate, eta)
 

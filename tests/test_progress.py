@@ -13,6 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from rlsweep.cli import main
+from rlsweep.config import load_sweep
 from rlsweep.progress import (
     Counts,
     Pruning,
@@ -22,9 +23,13 @@ from rlsweep.progress import (
     counts,
     eta_seconds,
     pruning_of,
+    reports_of,
+    run_times,
+    snapshot,
     stops,
     time_left,
 )
+from rlsweep.study import StudyHandle
 from tests.conftest import synthetic_sweep
 
 
@@ -192,6 +197,30 @@ def test_time_left_replayed_at_an_earlier_moment() -> None:
     assert time_left(trials, sweep, 0, 2, since=t0, now=at, reports=reports) == pytest.approx(9.0 / (25 / 30))
     assert time_left(trials, sweep, 0, 2, since=t0, now=at) == pytest.approx(1.0 / (25 / 30))
     assert time_left(trials, sweep, 0, 2, since=t0, now=t0 + dt.timedelta(seconds=25)) == 0.0
+
+
+def test_the_display_reads_the_running_runs_evaluations(tmp_path: Path) -> None:
+    # A real SQLite study: one run finished at step 1000, one running has reported steps 100 and
+    # 200 (and a metric that is not the objective), one running has reported nothing.
+    handle = StudyHandle.create_or_load(load_sweep(synthetic_sweep("p", tmp_path)), f"sqlite:///{tmp_path}/s.db")
+    done = handle.create_trial({}, {"seed": 0})
+    handle.record_evaluation(done, 1000, {"eval/mean_return": 3.0}, 3.0)
+    handle.finish(done, TrialState.COMPLETE, 3.0)
+    before = dt.datetime.now().timestamp()
+    running, quiet = handle.create_trial({}, {"seed": 1}), handle.create_trial({}, {"seed": 2})
+    for step in (100, 200):
+        handle.record_evaluation(running, step, {"eval/mean_return": 1.0, "train/loss": 0.5}, 1.0)
+    reports = reports_of(handle, [running.number, quiet.number])
+    assert list(reports) == [running.number] and [s for s, _ in reports[running.number]] == [100, 200]
+    assert all(before <= wall <= dt.datetime.now().timestamp() for _, wall in reports[running.number])
+    assert reports_of(handle, []) == {}
+    assert len(reports_of(handle)[done.number]) == 1  # all runs
+    finished, (at_200, silent) = run_times(handle.get_trials(), reports=reports)
+    assert [r.steps for r in finished] == [1000] and (at_200.steps, silent.steps) == (200, 0)
+    assert 0.0 < at_200.reported <= at_200.seconds and silent.reported == 0.0
+    # The display's snapshot reads them itself (a failing read would raise here).
+    shot = snapshot(handle, started=before - 1.0, finished_at_start=0, planned=3, workers=2)
+    assert shot.eta_s is not None and shot.eta_s >= 0.0
 
 
 def test_time_between_runs_stretches_the_estimate() -> None:
