@@ -4,15 +4,15 @@ finished studies, at every second from the moment the third run finished to the 
     python bench/eta.py [--seeds 0 1 2] [--folder DIR]   # run the README demo once per seed, then replay
     python bench/eta.py --study NAME --storage URL ...   # replay studies that already ran
 
-The demo runs are real (examples/cartpole-ppo.yaml, 2 local workers, SQLite in a temporary folder,
-`--set seed=S` and a study name per seed). The replay calls `rlsweep.progress.time_left`, the
-function the display calls, on the study's trials as they stood at each moment: runs that finished
-later count as running (with the evaluations they had reported by then), runs that started later
-as waiting. The truth is the time from that moment
-to the end of the last run. Two errors are printed, both relative: of the time left (what the
-display shows), and of the whole sweep's length (the end the time left implies, measured from the
-sweep's start), each at its worst and as the share of moments within 30%. Issue 11's target:
-within 30% of the truth once 3 runs have finished, on the demo.
+The demo runs are real (examples/cartpole-ppo.yaml, 2 local workers, SQLite in a temporary folder
+or `--folder`, `--set seed=S` and a study name per seed). The replay calls
+`rlsweep.progress.time_left`, the function the display calls, on the study's trials as they stood
+at each moment: runs that finished later count as running (with the evaluations they had reported
+by then), runs that started later as waiting. The truth is the time from that moment to the end of
+the last run. Two errors are printed, both relative: of the time left (what the display shows), and
+of the whole sweep's length (the end the time left implies, measured from the sweep's start), each
+at its worst and as the share of moments within 30%. Issue 11's target: within 30% of the truth
+once 3 runs have finished, on the demo.
 """
 
 from __future__ import annotations
