@@ -126,11 +126,11 @@ def stops(pruning: Pruning, cap: float) -> list[tuple[float, float]]:
 
 
 class Durations:
-    """A weighed pool of run durations to draw the runs to come from: (seconds, weight) atoms, or
-    (seconds, weight, steps) where the last step each went to is known."""
+    """A weighed pool of run durations to draw the runs to come from: (seconds, weight, steps)
+    atoms, steps being the last step each run went to (0: not known)."""
 
-    def __init__(self, atoms: Sequence[tuple[float, ...]]) -> None:
-        kept = sorted((a[0], a[1], a[2] if len(a) > 2 else 0.0) for a in atoms if a[1] > 0)
+    def __init__(self, atoms: Sequence[tuple[float, float, float]]) -> None:
+        kept = sorted(a for a in atoms if a[1] > 0)
         self.seconds = [s for s, _, _ in kept]
         self.below = list(itertools.accumulate((w for _, w, _ in kept), initial=0.0))  # weight before each
         self.mean = sum(s * w for s, w, _ in kept) / self.below[-1]
@@ -145,9 +145,7 @@ class Durations:
         first = bisect.bisect_right(self.seconds, past) if past > 0 else 0
         if first == len(self.seconds):
             return 0.1 * self.mean
-        low, high = self.below[first], self.below[-1]
-        pick = bisect.bisect_right(self.below, low + rng.random() * (high - low)) - 1
-        return self.seconds[min(max(pick, first), len(self.seconds) - 1)] - past
+        return self.seconds[_pick(self.below, first, rng)] - past
 
     def draw_left(self, rng: random.Random, run: RunTime) -> float:
         """Seconds left to a running run: if it has reported a step, the step it stops at is drawn
@@ -156,11 +154,17 @@ class Durations:
         first = bisect.bisect_right(self.steps, run.steps)
         if run.steps <= 0 or run.reported <= 0 or first == len(self.steps):
             return self.draw(rng, run.seconds)
-        low, high = self.steps_below[first], self.steps_below[-1]
-        pick = bisect.bisect_right(self.steps_below, low + rng.random() * (high - low)) - 1
-        stop = self.steps[min(max(pick, first), len(self.steps) - 1)]
+        stop = self.steps[_pick(self.steps_below, first, rng)]
         pace = run.reported / run.steps
         return max(0.0, run.reported + (stop - run.steps) * pace - run.seconds)
+
+
+def _pick(below: Sequence[float], first: int, rng: random.Random) -> int:
+    """The index of an atom drawn by weight from atom `first` on; `below`: the weight before each
+    atom, and the total last."""
+    low, high = below[first], below[-1]
+    pick = bisect.bisect_right(below, low + rng.random() * (high - low)) - 1
+    return min(max(pick, first), len(below) - 2)
 
 
 def eta_seconds(
@@ -256,7 +260,7 @@ def run_times(
             finished.append(RunTime(seconds, steps, t.state == TrialState.PRUNED))
         elif t.state == TrialState.RUNNING or t.datetime_complete is not None:
             # Running (or, replayed at an earlier `now`, still running then).
-            seen = [r for r in (reports or {}).get(getattr(t, "number", -1), ()) if r[1] <= stamp]
+            seen = [r for r in (reports or {}).get(t.number, ()) if r[1] <= stamp]
             step, wall = max(seen, default=(0, 0.0))
             began = t.datetime_start.timestamp()
             running.append(RunTime(stamp - began, int(step), reported=max(0.0, wall - began) if seen else 0.0))

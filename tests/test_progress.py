@@ -178,10 +178,10 @@ def test_time_left_replayed_at_an_earlier_moment() -> None:
     t0 = dt.datetime(2026, 1, 1)
     trials = [
         SimpleNamespace(
-            datetime_start=t0, datetime_complete=t0 + dt.timedelta(seconds=end), state=TrialState.COMPLETE,
-            intermediate_values={1000: 1.0},
+            number=number, datetime_start=t0, datetime_complete=t0 + dt.timedelta(seconds=end),
+            state=TrialState.COMPLETE, intermediate_values={1000: 1.0},
         )
-        for end in (10, 20)
+        for number, end in enumerate((10, 20))
     ]  # fmt: skip
     sweep = SimpleNamespace(
         strategy=SimpleNamespace(pruner="none", pruner_kwargs={}), eval=SimpleNamespace(every=500), trainer={}
@@ -191,7 +191,6 @@ def test_time_left_replayed_at_an_earlier_moment() -> None:
     # With its evaluations' wall times: at 15 s the second run had reported step 500 at 12 s (the
     # report at 20 s had not come); at 2.4 s per 100 steps it has 12 s to go from then, 9 s from
     # now, and its 1000 steps end at 24 s.
-    trials[1].number = 1
     stamp = t0.timestamp()
     reports = {1: [(500, stamp + 12.0), (1000, stamp + 20.0)]}
     assert time_left(trials, sweep, 0, 2, since=t0, now=at, reports=reports) == pytest.approx(9.0 / (25 / 30))
