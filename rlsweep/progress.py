@@ -80,6 +80,7 @@ class Pruning:
     checks: tuple[int, ...]  # environment steps at which a run may be pruned
     survival: float  # chance of passing one check
     startup: int = 0  # the first this many runs are never pruned
+    seeds: int = 1  # runs judged as one configuration (its seeds, pruned together)
 
 
 def pruning_of(sweep: Any) -> Pruning | None:
@@ -92,25 +93,25 @@ def pruning_of(sweep: Any) -> Pruning | None:
     every, budget = int(sweep.eval.every), int(sweep.trainer.get("timesteps", 0) or 0)
     if s.pruner in ("none", None) or budget <= 0:
         return None
+    seeds = s.first_seeds if s.max_seeds > 1 else 1
     evals = tuple(range(every, budget, every))
     if s.pruner in ("median", "percentile"):
         warmup = int(kwargs.get("n_warmup_steps", every))
         survival = 0.5 if s.pruner == "median" else 1.0 - float(kwargs.get("percentile", 25.0)) / 100.0
-        if s.max_seeds > 1:
-            # Each seed's report is judged (its configuration's mean so far), and a configuration
-            # pruned at one seed's report stops all its seeds: a run passes a check only if every
-            # seed's judgment passes it.
-            survival **= s.first_seeds
+        # Each seed's report is judged (its configuration's mean so far), and a configuration
+        # pruned at one seed's report stops all its seeds: a run passes a check only if every
+        # seed's judgment passes it.
+        survival **= seeds
         # The pruner waits for n_startup_trials finished trials; with several seeds it judges
         # configurations, so it waits for that many configurations' seeds.
-        startup = int(kwargs.get("n_startup_trials", 5)) * (s.first_seeds if s.max_seeds > 1 else 1)
-        return Pruning(tuple(c for c in evals if c >= warmup), survival, startup)
+        startup = int(kwargs.get("n_startup_trials", 5)) * seeds
+        return Pruning(tuple(c for c in evals if c >= warmup), survival, startup, seeds)
     eta = float(kwargs.get("reduction_factor", 3 if s.pruner == "hyperband" else 4))
     rung, rungs = float(kwargs.get("min_resource", every)), []
     while rung < budget:
         rungs.append(int(rung))
         rung *= eta
-    return Pruning(tuple(rungs), 1.0 / eta)
+    return Pruning(tuple(rungs), 1.0 / eta, seeds=seeds)
 
 
 def stops(pruning: Pruning, cap: float) -> list[tuple[float, float]]:
@@ -187,13 +188,14 @@ def eta_seconds(
     keeps the long runs a pruner lets through: the last of them decides when the sweep ends.
     Under a pruner, the first `startup` runs go on unjudged (drawn from those of them that have
     finished); a later run is drawn from the later runs that have finished and from the prior
-    (`stops`, weighed as two runs): a finished run that went on, cut where the pruner may cut it,
-    at its own cost per step. A running run that has reported an evaluation goes on at its own
-    pace to a last step drawn from the runs that went past its step (`Durations.draw_left`: its
-    configuration's cost per step, not the pool's); one that has not is drawn from the durations
-    longer than its own so far. `busy` (`busy_share`) is the share of the workers' time spent in
-    runs: time between runs (claims, bookkeeping, a population waiting for its generation)
-    stretches the estimate.
+    (`stops`): a finished run that went on, cut where the pruner may cut it, at its own cost per
+    step. The prior weighs as two configurations: 2 x `seeds` runs, as a configuration's seeds stop
+    together, so they are one sign of where the pruner stops, not one each. A running run that has
+    reported an evaluation goes on at its own pace to a last step drawn from the runs that went
+    past its step (`Durations.draw_left`: its configuration's cost per step, not the pool's); one
+    that has not is drawn from the durations longer than its own so far. `busy` (`busy_share`) is
+    the share of the workers' time spent in runs: time between runs (claims, bookkeeping, a
+    population waiting for its generation) stretches the estimate.
     """
     if not finished:
         return None if waiting or running else 0.0
@@ -206,7 +208,7 @@ def eta_seconds(
         sized = [r for r in finished if r.steps > 0]
         full = [r for r in sized if not r.pruned] or sized
         prior = [
-            (r.seconds * steps / r.steps, 2.0 * p / len(full), steps)
+            (r.seconds * steps / r.steps, 2.0 * pruning.seeds * p / len(full), steps)
             for r in full
             for steps, p in stops(pruning, float(r.steps))
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -142,6 +143,20 @@ def test_pruned_runs_make_the_estimate_shorter() -> None:
     assert plain is not None and plain > 2 * pruned
 
 
+def test_the_prior_weighs_as_two_configurations() -> None:
+    # 5 start-up runs, then one configuration's 2 seeds went to the budget (10 s each). The prior
+    # is a 10 s run cut at 2, 4, 6 or 8 s (half at each check) or not: 3.875 s on average. With
+    # one seed it weighs as two runs, beside the two judged runs: (2 x 10 + 2 x 3.875) / 4. With 2
+    # seeds, the two runs are one configuration's, which the pruner stopped together: one sign of
+    # where it stops, not two; the prior weighs as two configurations, 4 runs: (20 + 4 x 3.875) / 6.
+    pruning = Pruning((200, 400, 600, 800), 0.5, startup=5)
+    finished = [TEN] * 7
+    one = eta_seconds(finished, [], 1, 1, budget=1000, pruning=pruning, draws=20000)
+    two = eta_seconds(finished, [], 1, 1, budget=1000, pruning=replace(pruning, seeds=2), draws=20000)
+    assert one == pytest.approx((20 + 2 * 3.875) / 4, rel=0.03)
+    assert two == pytest.approx((20 + 4 * 3.875) / 6, rel=0.03)
+
+
 def test_before_any_pruning_the_prior_expects_runs_to_be_cut() -> None:
     # Three start-up runs finished, two running (the last start-up runs, 10 s each), four to come
     # that the pruner can stop: 10 s, then 2 x (2 to 10 s) on each worker.
@@ -164,10 +179,13 @@ def test_the_pruning_prior_of_a_sweep() -> None:
     assert pruning_of(sweep("median")) == Pruning(checks, 0.5, 5)
     # With seeds the pruner judges configurations: it waits for 5 configurations' seeds, and a run
     # passes a check only if the judgment at each seed's report passes (bench/eta.py on the demo).
-    assert pruning_of(sweep("median", seeds=2)) == Pruning(checks, 0.25, 10)
-    assert pruning_of(sweep("percentile", seeds=3, percentile=10.0)) == Pruning(checks, pytest.approx(0.729), 15)
+    assert pruning_of(sweep("median", seeds=2)) == Pruning(checks, 0.25, 10, seeds=2)
+    assert pruning_of(sweep("percentile", seeds=3, percentile=10.0)) == Pruning(
+        checks, pytest.approx(0.729), 15, seeds=3
+    )
     assert pruning_of(sweep("percentile", percentile=10.0, n_startup_trials=2)) == Pruning(checks, 0.9, 2)
     assert pruning_of(sweep("asha")) == Pruning((5000, 20000), 0.25)
+    assert pruning_of(sweep("asha", seeds=2)) == Pruning((5000, 20000), 0.25, seeds=2)
     assert pruning_of(sweep("hyperband", min_resource=1000)) == Pruning((1000, 3000, 9000, 27000), 1 / 3)
 
 
