@@ -79,11 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an unexpected error: one line here, the traceback in the log file
         if args.debug:
             raise
-        extra = EXTRA_OF.get((getattr(exc, "name", None) or "").partition(".")[0])
-        if isinstance(exc, ModuleNotFoundError) and extra:  # an optional package this command needs
+        top = (getattr(exc, "name", None) or "").partition(".")[0]
+        extra = EXTRA_OF.get(top)
+        if isinstance(exc, ModuleNotFoundError) and extra and exc.name == top:  # an optional package this command needs
             print(
                 f"rlsweep: error: '{args.command}' needs {exc.name}, which is not installed: "
                 f"pip install 'rlsweep[{extra}]' (or bash scripts/setup.sh all)", file=sys.stderr,
+            )  # fmt: skip
+            return 2
+        if isinstance(exc, ImportError) and extra:  # installed, but part of it is missing (a full disk during setup)
+            print(
+                f"rlsweep: error: '{args.command}' could not import {top}, which is installed but broken ({exc}); "
+                f"reinstall it: pip install --force-reinstall --no-deps {_distribution(top)}", file=sys.stderr,
             )  # fmt: skip
             return 2
         LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         restore()
+
+
+def _distribution(module: str) -> str:
+    """The pip package that installs `module` (its own name where nothing installed says so)."""
+    from importlib.metadata import packages_distributions
+
+    known = {"PIL": "pillow", "cv2": "opencv-python", "sklearn": "scikit-learn"}
+    return (packages_distributions().get(module) or [known.get(module, module)])[0]
 
 
 def _terminate_as_interrupt() -> Callable[[], None]:

@@ -4,6 +4,8 @@ run behind; an existing study with another search space needs --new or --force."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -444,3 +446,25 @@ def test_a_missing_optional_package_names_its_extra(
         "rlsweep: error: 'report' needs matplotlib, which is not installed: "
         "pip install 'rlsweep[report]' (or bash scripts/setup.sh all)"
     )
+
+
+def test_a_broken_optional_package_is_named_with_its_reinstall(name: str, tmp_path: Path) -> None:
+    """A package left half-installed (here as pip leaves matplotlib when the disk fills up: its
+    pyplot imports a `style` module that was never written) is named, with the command that
+    reinstalls it, instead of an internal error."""
+    assert main(["run", write("g.yaml", grid(name)), "--index", "0"]) == 0
+    broken = tmp_path / "site" / "matplotlib"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("def use(*args, **kwargs):\n    pass\n")
+    (broken / "pyplot.py").write_text("from matplotlib import style\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    done = subprocess.run(
+        [sys.executable, "-m", "rlsweep", "report", name], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        "rlsweep: error: 'report' could not import matplotlib, which is installed but broken "
+        "(cannot import name 'style' from 'matplotlib'"
+    ), done.stderr
+    assert done.stderr.rstrip().endswith("reinstall it: pip install --force-reinstall --no-deps matplotlib")
+    assert not Path("runs", "rlsweep.log").exists()  # not an internal error
