@@ -45,8 +45,9 @@ log = logging.getLogger("rlsweep.worker")
 
 
 # Test-only fault injection: with RLSWEEP_TEST_EXIT_AT set to "claimed" (queue row claimed, no
-# trial yet), "created" (trial created) or "finished" (trial ended, queue row still running), the
-# worker process dies at that point as if SIGKILLed. The fault tests use it to hit exact windows.
+# trial yet), "created" (trial created), "prepared" (trial created, signals no longer deferred,
+# training not begun) or "finished" (trial ended, queue row still running), the worker process
+# dies at that point as if SIGKILLed. The fault tests use it to hit exact windows.
 # RLSWEEP_TEST_SIGINT_AT names a point where the worker sends itself SIGINT instead (a Ctrl-C
 # landing in exactly that window).
 _EXIT_AT = os.environ.get("RLSWEEP_TEST_EXIT_AT")
@@ -267,9 +268,10 @@ class Worker:
                     rows = self._claim(only_key, None if max_runs is None else max_runs - self.finished)
                     if rows:
                         _test_exit("claimed")
-                if SIGNALLED.is_set():  # stopped while claiming: what it took is queued again
-                    for row in rows:
-                        self.settle(row, None, INTERRUPTED_OUTCOME)
+                    if SIGNALLED.is_set():  # stopped while claiming: what it took is queued again
+                        for row in rows:
+                            self.settle(row, None, INTERRUPTED_OUTCOME)
+                if SIGNALLED.is_set():
                     raise KeyboardInterrupt
                 if not rows:
                     if only_key is not None or not self._work_may_appear():
@@ -320,17 +322,20 @@ class Worker:
     def run_one(self, row: QueueRow) -> str:
         """Prepare, execute and settle one claimed run; returns how it ended ("complete", "pruned",
         "failed", "lost" or "interrupted"). Ctrl-C is re-raised once the run is settled."""
-        with signals_deferred():
-            plan = self.prepare(row)
-        if SIGNALLED.is_set():  # stopped while preparing: settled below, trial and all
-            outcome = INTERRUPTED_OUTCOME
-        else:
-            try:
-                outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
-            except KeyboardInterrupt:  # stopped before training began (execute settles one in training)
+        plan: Prepared | Outcome | None = None
+        try:
+            with signals_deferred():
+                plan = self.prepare(row)
+            _test_exit("prepared")
+            if SIGNALLED.is_set():  # stopped while preparing: settled below, trial and all
                 outcome = INTERRUPTED_OUTCOME
-        ended = self.settle(row, plan if isinstance(plan, Prepared) else None, outcome)
-        if outcome.kind == INTERRUPTED:
+            else:
+                outcome = plan if isinstance(plan, Outcome) else self.execute(plan)
+        except KeyboardInterrupt:  # stopped outside training (execute settles one in training)
+            outcome = INTERRUPTED_OUTCOME
+        with signals_deferred():  # a signal now must not leave the run half settled
+            ended = self.settle(row, plan if isinstance(plan, Prepared) else None, outcome)
+        if outcome.kind == INTERRUPTED or SIGNALLED.is_set():
             raise KeyboardInterrupt
         return ended
 
@@ -340,28 +345,32 @@ class Worker:
         as interrupted (queued again) and is re-raised."""
         with signals_deferred():
             plans = [self.prepare(row) for row in rows]
-        outcomes: list[Outcome | None] = [plan if isinstance(plan, Outcome) else None for plan in plans]
-        groups: dict[str, list[int]] = {}
-        for i, plan in enumerate(plans):
-            if isinstance(plan, Prepared):
-                key = repr(self.trainer_cls.batch_group(plan.ctx.config, plan.ctx.hyperparams))
-                groups.setdefault(key, []).append(i)
+            outcomes: list[Outcome | None] = [plan if isinstance(plan, Outcome) else None for plan in plans]
+            groups: dict[str, list[int]] = {}
+            for i, plan in enumerate(plans):
+                if isinstance(plan, Prepared):
+                    key = repr(self.trainer_cls.batch_group(plan.ctx.config, plan.ctx.hyperparams))
+                    groups.setdefault(key, []).append(i)
         interrupted = SIGNALLED.is_set()  # stopped while preparing: none is trained
-        for members in groups.values():
-            group = [plans[i] for i in members]
-            results = (
-                [INTERRUPTED_OUTCOME] * len(group)
-                if interrupted
-                else self.execute_batch([p for p in group if isinstance(p, Prepared)])
-            )
-            for i, result in zip(members, results, strict=True):
-                outcomes[i] = result
-            interrupted = interrupted or any(o.kind == INTERRUPTED for o in results)
+        try:
+            for members in groups.values():
+                group = [plans[i] for i in members]
+                results = (
+                    [INTERRUPTED_OUTCOME] * len(group)
+                    if interrupted
+                    else self.execute_batch([p for p in group if isinstance(p, Prepared)])
+                )
+                for i, result in zip(members, results, strict=True):
+                    outcomes[i] = result
+                interrupted = interrupted or any(o.kind == INTERRUPTED for o in results)
+        except KeyboardInterrupt:  # stopped outside training: the runs without an ending are queued again
+            interrupted = True
         ended = []
-        for row, plan, ending in zip(rows, plans, outcomes, strict=True):
-            assert ending is not None
-            ended.append(self.settle(row, plan if isinstance(plan, Prepared) else None, ending))
-        if interrupted:
+        with signals_deferred():  # a signal now must not leave a run half settled
+            for row, plan, ending in zip(rows, plans, outcomes, strict=True):
+                ending = INTERRUPTED_OUTCOME if ending is None else ending
+                ended.append(self.settle(row, plan if isinstance(plan, Prepared) else None, ending))
+        if interrupted or SIGNALLED.is_set():
             raise KeyboardInterrupt
         return ended
 

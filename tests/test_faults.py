@@ -87,11 +87,12 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str, storage
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("point", ["claimed", "created"])
+@pytest.mark.parametrize("point", ["claimed", "created", "prepared"])
 def test_ctrl_c_between_claim_and_training_leaves_nothing_running(tmp_path: Path, study_name: str, point: str) -> None:
-    """A Ctrl-C that lands after a claim ("claimed") or after the run's trial was created
-    ("created"), before training starts, settles that run as interrupted at once: no trial or queue
-    row is left running for the next `rlsweep run` to reap, and the next run trains it."""
+    """A Ctrl-C that lands after a claim ("claimed"), after the run's trial was created ("created")
+    or once the run is prepared, signals no longer deferred ("prepared"), before training starts,
+    settles that run as interrupted at once: no trial or queue row is left running for the next
+    `rlsweep run` to reap, and the next run trains it."""
     file = _sleepy_sweep(study_name, tmp_path, runs=2)
     url = f"sqlite:///{tmp_path}/study.db"
     from rlsweep.config import load_sweep
@@ -107,13 +108,42 @@ def test_ctrl_c_between_claim_and_training_leaves_nothing_running(tmp_path: Path
     study = optuna.load_study(study_name=study_name, storage=url)
     assert not study.get_trials(states=[TrialState.RUNNING])
     [first] = [r for r in handle.rows() if r.state == "interrupted"]
-    if point == "created":
+    if point != "claimed":
         assert study.trials[first.trial_number].user_attrs["failure_reason"] == "interrupted"
     survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
     out, _ = survivor.communicate(timeout=120)
     assert survivor.returncode == 0, out.decode()
     complete = optuna.load_study(study_name=study_name, storage=url).get_trials(states=[TrialState.COMPLETE])
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1]
+
+
+def test_ctrl_c_while_a_finished_run_is_settled_keeps_its_result(tmp_path: Path, study_name: str) -> None:
+    """A Ctrl-C that lands after the run's trial was recorded COMPLETE, before its queue row says
+    done ("finished"), waits until the run is settled: the row is done, the worker stops (130),
+    nothing is left running, and the next worker trains only the other run."""
+    file = _sleepy_sweep(study_name, tmp_path, runs=2)
+    url = f"sqlite:///{tmp_path}/study.db"
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, RLSWEEP_TEST_SIGINT_AT="finished")
+    out, _ = victim.communicate(timeout=60)
+    assert victim.returncode == 130, out.decode()
+    assert "run 0 complete" in out.decode()
+    assert not handle.rows(["running"])
+    [done] = handle.rows(["done"])
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert not study.get_trials(states=[TrialState.RUNNING])
+    assert study.trials[done.trial_number].state == TrialState.COMPLETE
+    survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
+    out, _ = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out.decode()
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert sorted(t.user_attrs["seed"] for t in study.get_trials(states=[TrialState.COMPLETE])) == [0, 1]
+    assert len(study.trials) == 2  # the finished run was not run again
 
 
 def test_a_burst_of_stop_signals_stops_the_worker(tmp_path: Path, study_name: str) -> None:
