@@ -38,6 +38,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (where port 0 binds)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 class Cluster:
     """Two Ray nodes on loopback, each `ray start --block` in a process group of its own."""
 
@@ -55,22 +63,25 @@ class Cluster:
         self.groups: dict[str, subprocess.Popen[bytes]] = {}
 
     def _ports(self) -> list[str]:
-        base = 20000 + (os.getpid() * 7 + len(self.groups) * 200) % 20000
+        # The single ports come from the kernel's ephemeral range (free_port); the workers' range
+        # lies below it, so the two never overlap (Ray refuses to start when they do).
+        base = 20000 + (os.getpid() * 7 + len(self.groups) * 200) % max(1, ephemeral_low() - 20000 - 400)
         flags = ["--node-manager-port", "--object-manager-port", "--metrics-export-port", "--runtime-env-agent-port",
                  "--dashboard-agent-grpc-port", "--dashboard-agent-listen-port"]  # fmt: skip
         args = [f"{flag}={free_port()}" for flag in flags]
         return [*args, f"--min-worker-port={base}", f"--max-worker-port={base + 150}"]
 
     def start(self, ip: str) -> None:
-        common = ["--block", f"--node-ip-address={ip}", "--num-cpus=1", "--num-gpus=1",
-                  "--object-store-memory=100000000", "--disable-usage-stats", *self._ports()]  # fmt: skip
-        if ip == HEAD:
-            args = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.ray_tmp}",
-                    f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}"]  # fmt: skip
-        else:
-            args = [f"--address={self.address}"]
-        # Ray gives a raylet a fixed 30 s to register, which a heavily loaded machine can miss: try again.
+        # Ray gives a raylet a fixed 30 s to register, which a heavily loaded machine can miss: try
+        # again, on fresh ports.
         for attempt in range(3):
+            common = ["--block", f"--node-ip-address={ip}", "--num-cpus=1", "--num-gpus=1",
+                      "--object-store-memory=100000000", "--disable-usage-stats", *self._ports()]  # fmt: skip
+            if ip == HEAD:
+                args = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.ray_tmp}",
+                        f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}"]  # fmt: skip
+            else:
+                args = [f"--address={self.address}"]
             log_path = self.tmp / f"node-{ip}-{attempt}.log"
             with open(log_path, "wb") as log:
                 self.groups[ip] = subprocess.Popen(
