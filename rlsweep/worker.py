@@ -343,16 +343,21 @@ class Worker:
         """Prepare the claimed runs, train each group of compatible ones in one `train_batch` call and
         settle every run on its own; returns how each ended. Ctrl-C settles the runs not yet trained
         as interrupted (queued again) and is re-raised."""
-        with signals_deferred():
-            plans = [self.prepare(row) for row in rows]
-            outcomes: list[Outcome | None] = [plan if isinstance(plan, Outcome) else None for plan in plans]
-            groups: dict[str, list[int]] = {}
-            for i, plan in enumerate(plans):
-                if isinstance(plan, Prepared):
-                    key = repr(self.trainer_cls.batch_group(plan.ctx.config, plan.ctx.hyperparams))
-                    groups.setdefault(key, []).append(i)
-        interrupted = SIGNALLED.is_set()  # stopped while preparing: none is trained
+        plans: list[Prepared | Outcome | None] = [None] * len(rows)
+        outcomes: list[Outcome | None] = [None] * len(rows)
+        groups: dict[str, list[int]] = {}
+        interrupted = False
         try:
+            with signals_deferred():
+                for i, row in enumerate(rows):
+                    plan = plans[i] = self.prepare(row)
+                    if isinstance(plan, Outcome):
+                        outcomes[i] = plan
+                    else:
+                        key = repr(self.trainer_cls.batch_group(plan.ctx.config, plan.ctx.hyperparams))
+                        groups.setdefault(key, []).append(i)
+            _test_exit("prepared")
+            interrupted = SIGNALLED.is_set()  # stopped while preparing: none is trained
             for members in groups.values():
                 group = [plans[i] for i in members]
                 results = (
@@ -367,9 +372,9 @@ class Worker:
             interrupted = True
         ended = []
         with signals_deferred():  # a signal now must not leave a run half settled
-            for row, plan, ending in zip(rows, plans, outcomes, strict=True):
+            for row, planned, ending in zip(rows, plans, outcomes, strict=True):
                 ending = INTERRUPTED_OUTCOME if ending is None else ending
-                ended.append(self.settle(row, plan if isinstance(plan, Prepared) else None, ending))
+                ended.append(self.settle(row, planned if isinstance(planned, Prepared) else None, ending))
         if interrupted or SIGNALLED.is_set():
             raise KeyboardInterrupt
         return ended

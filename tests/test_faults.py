@@ -117,6 +117,43 @@ def test_ctrl_c_between_claim_and_training_leaves_nothing_running(tmp_path: Path
     assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1]
 
 
+def test_ctrl_c_between_a_batch_claim_and_its_training_leaves_nothing_running(tmp_path: Path, study_name: str) -> None:
+    """The batch path (a worker claims 3 runs for one `train_batch` call): a Ctrl-C once the runs
+    are prepared, before the batch trains, settles all three as interrupted; the next worker trains
+    them with the same seeds."""
+    sweep = synthetic_sweep(
+        study_name,
+        tmp_path,
+        trainer={"kind": "function", "target": "rlsweep.examples.batch_synthetic:train_batch", "timesteps": 1000, "batch": 3},
+        strategy={"name": "grid", "seeds": 3},
+        params={},
+        storage=f"sqlite:///{tmp_path}/study.db",
+    )
+    file = tmp_path / "sweep.yaml"
+    file.write_text(yaml.safe_dump(sweep))
+    url = sweep["storage"]
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, RLSWEEP_TEST_SIGINT_AT="prepared")
+    out, _ = victim.communicate(timeout=60)
+    assert victim.returncode == 130, out.decode()
+    assert not handle.rows(["running"])
+    interrupted = handle.rows(["interrupted"])
+    assert len(interrupted) == 3
+    study = optuna.load_study(study_name=study_name, storage=url)
+    assert not study.get_trials(states=[TrialState.RUNNING])
+    assert [t.user_attrs["failure_reason"] for t in study.trials] == ["interrupted"] * 3
+    survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
+    out, _ = survivor.communicate(timeout=120)
+    assert survivor.returncode == 0, out.decode()
+    complete = optuna.load_study(study_name=study_name, storage=url).get_trials(states=[TrialState.COMPLETE])
+    assert sorted(t.user_attrs["seed"] for t in complete) == [0, 1, 2]
+
+
 def test_ctrl_c_while_a_finished_run_is_settled_keeps_its_result(tmp_path: Path, study_name: str) -> None:
     """A Ctrl-C that lands after the run's trial was recorded COMPLETE, before its queue row says
     done ("finished"), waits until the run is settled: the row is done, the worker stops (130),
