@@ -388,6 +388,7 @@ class Progress:
         self.live: Any = None
         self.last_counts: Counts | None = None
         self.last_print = 0.0
+        self.failing = False  # the last refresh failed (said once, until one succeeds)
 
     def __enter__(self) -> Progress:
         if self.show and self.out.isatty():
@@ -399,7 +400,7 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
-            self.live.update(self._render(self.snap()))
+            self._refresh(lambda: self.live.update(self._render(self.snap())))
             self.live.__exit__(*exc)
 
     def snap(self) -> Snapshot:
@@ -408,7 +409,28 @@ class Progress:
     def update(self) -> None:
         """Refresh the display: the live panel, or a plain line when the counts changed or `every` s
         passed. Only then is the whole snapshot (every trial, for the time left) read: the queue's
-        counts alone are cheap enough to read every second, also when nothing is shown."""
+        counts alone are cheap enough to read every second, also when nothing is shown. A refresh
+        that fails (a database busy or out of reach for a moment) is said once and skipped: the
+        display is a view, and the sweep goes on without it."""
+        self._refresh(self._update)
+
+    def _refresh(self, show: Any) -> None:
+        try:
+            show()
+        except Exception as exc:  # whatever breaks a view must not end the sweep it shows
+            if not self.failing:
+                cause = getattr(exc, "orig", None) or exc  # a database error without its SQL
+                print(
+                    f"[{self.handle.name}] progress not shown ({type(cause).__name__}: {cause}); "
+                    "the runs go on, and the display comes back once the study can be read",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self.failing = True
+        else:
+            self.failing = False
+
+    def _update(self) -> None:
         if self.live is not None:
             self.live.update(self._render(self.snap()))
             return

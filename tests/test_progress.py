@@ -263,3 +263,33 @@ def test_quiet_prints_no_progress_lines(
         and lines[2] == "next: rlsweep top q"
     )
     assert len(lines) == 3
+
+
+def test_a_display_that_cannot_read_the_study_does_not_end_the_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real SQLite study whose queue table is out of reach for a while (renamed): each refresh in
+    # that time fails inside the database, is said once on stderr and skipped; then lines come back.
+    import sqlite3
+
+    from rlsweep.progress import Progress
+
+    db = tmp_path / "s.db"
+    handle = StudyHandle.create_or_load(load_sweep(synthetic_sweep("v", tmp_path)), f"sqlite:///{db}")
+    display = Progress(handle, every=0.0, planned=6, workers=1)
+    display.update()
+    assert "[v] 0/6 finished" in capsys.readouterr().out
+    table = handle.runs_table.name
+    with sqlite3.connect(db) as con:
+        con.execute(f"ALTER TABLE {table} RENAME TO hidden")
+    with display:
+        display.update()
+        display.update()
+    shown = capsys.readouterr()
+    assert shown.out == ""
+    assert shown.err.count("[v] progress not shown (OperationalError: no such table") == 1, shown.err
+    assert "the runs go on" in shown.err
+    with sqlite3.connect(db) as con:
+        con.execute(f"ALTER TABLE hidden RENAME TO {table}")
+    display.update()
+    assert "[v] 0/6 finished" in capsys.readouterr().out
