@@ -164,6 +164,7 @@ def test_render_a_trained_sb3_policy(tmp_path: Path) -> None:
     sb3 = pytest.importorskip("rlsweep.trainers.sb3")
     import torch
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     torch.set_num_threads(1)
 
@@ -171,6 +172,7 @@ def test_render_a_trained_sb3_policy(tmp_path: Path) -> None:
     model = PPO(
         "MlpPolicy", sb3.make_env(config, 0), n_steps=256, batch_size=64, n_epochs=2, seed=0, device="cpu"
     )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # not SB3's default: an empty /tmp/SB3-* per run
     model.learn(2000)
     model.save(tmp_path / "model.zip")
     first = render_policy(
