@@ -50,6 +50,16 @@ def _sleepy_sweep(name: str, tmp_path: Path, runs: int, url: str | None = None) 
     return path
 
 
+def _queued(file: Path, url: str) -> StudyHandle:
+    """The study of sweep file `file` at `url`, created with its runs queued and no worker started
+    (the way `rlsweep run` queues them)."""
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+
+    loaded = load_sweep(file)
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    return handle
 
 
 def _rlsweep(*args: str, cwd: Path, **env_vars: str) -> subprocess.Popen[bytes]:
@@ -62,12 +72,7 @@ def test_sigkilled_worker_loses_nothing(tmp_path: Path, study_name: str, storage
     file = _sleepy_sweep(study_name, tmp_path, runs=4, url=url)
     # Create the study and queue without workers (a --index of a run that does not exist is refused,
     # so queue through the API the same way `rlsweep run` does).
-    from rlsweep.config import load_sweep
-    from rlsweep.strategies import make_strategy
-
-    loaded = load_sweep(file)
-    handle = StudyHandle.create_or_load(loaded, url)
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    _queued(file, url)
     marker = tmp_path / "hanging"
     victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, HANG_FILE=str(marker))
     survivor = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path)
@@ -95,12 +100,7 @@ def test_ctrl_c_between_claim_and_training_leaves_nothing_running(tmp_path: Path
     `rlsweep run` to reap, and the next run trains it."""
     file = _sleepy_sweep(study_name, tmp_path, runs=2)
     url = f"sqlite:///{tmp_path}/study.db"
-    from rlsweep.config import load_sweep
-    from rlsweep.strategies import make_strategy
-
-    loaded = load_sweep(file)
-    handle = StudyHandle.create_or_load(loaded, url)
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    handle = _queued(file, url)
     victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, RLSWEEP_TEST_SIGINT_AT=point)
     out, _ = victim.communicate(timeout=60)
     assert victim.returncode == 130, out.decode()
@@ -132,12 +132,7 @@ def test_ctrl_c_between_a_batch_claim_and_its_training_leaves_nothing_running(tm
     file = tmp_path / "sweep.yaml"
     file.write_text(yaml.safe_dump(sweep))
     url = sweep["storage"]
-    from rlsweep.config import load_sweep
-    from rlsweep.strategies import make_strategy
-
-    loaded = load_sweep(file)
-    handle = StudyHandle.create_or_load(loaded, url)
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    handle = _queued(file, url)
     victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, RLSWEEP_TEST_SIGINT_AT="prepared")
     out, _ = victim.communicate(timeout=60)
     assert victim.returncode == 130, out.decode()
@@ -160,12 +155,7 @@ def test_ctrl_c_while_a_finished_run_is_settled_keeps_its_result(tmp_path: Path,
     nothing is left running, and the next worker trains only the other run."""
     file = _sleepy_sweep(study_name, tmp_path, runs=2)
     url = f"sqlite:///{tmp_path}/study.db"
-    from rlsweep.config import load_sweep
-    from rlsweep.strategies import make_strategy
-
-    loaded = load_sweep(file)
-    handle = StudyHandle.create_or_load(loaded, url)
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    handle = _queued(file, url)
     victim = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, RLSWEEP_TEST_SIGINT_AT="finished")
     out, _ = victim.communicate(timeout=60)
     assert victim.returncode == 130, out.decode()
@@ -190,12 +180,7 @@ def test_a_burst_of_stop_signals_stops_the_worker(tmp_path: Path, study_name: st
     worker hung forever, its heartbeat keeping the run alive."""
     file = _sleepy_sweep(study_name, tmp_path, runs=1)
     url = f"sqlite:///{tmp_path}/study.db"
-    from rlsweep.config import load_sweep
-    from rlsweep.strategies import make_strategy
-
-    loaded = load_sweep(file)
-    handle = StudyHandle.create_or_load(loaded, url)
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    handle = _queued(file, url)
     marker = tmp_path / "hanging"
     worker = _rlsweep("worker", "--study", study_name, "--storage", url, cwd=tmp_path, HANG_FILE=str(marker))
     wait_for(marker.exists, timeout=60.0)
@@ -219,12 +204,7 @@ def test_worker_killed_between_claim_and_trial_is_recorded_as_lost(tmp_path: Pat
     fail: the lost row itself says why, and the retry that runs instead says what it retries."""
     file = _sleepy_sweep(study_name, tmp_path, runs=2)
     url = f"sqlite:///{tmp_path}/study.db"
-    from rlsweep.config import load_sweep
-    from rlsweep.strategies import make_strategy
-
-    loaded = load_sweep(file)
-    handle = StudyHandle.create_or_load(loaded, url)
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    handle = _queued(file, url)
     env = dict(os.environ, RLSWEEP_TEST_EXIT_AT="claimed", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     victim = subprocess.run([sys.executable, "-m", "rlsweep", "worker", "--study", study_name, "--storage", url], cwd=tmp_path, env=env, capture_output=True)
     assert victim.returncode == 137, victim.stdout.decode() + victim.stderr.decode()
