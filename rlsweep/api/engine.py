@@ -213,7 +213,11 @@ class WorkerDeaths:
         self.ended_at_restart = -1
 
     def keep_going(self) -> bool:
+        # One look at the workers per call: whether any is alive is read from the same exit codes
+        # whose deaths are settled here. (Asking the launcher again could find a worker that died
+        # after this look and end the watch with its run unsettled and no replacement started.)
         codes = self.launcher.exit_codes()
+        alive = sum(code is None for code in codes)
         replace = 0
         for i, code in enumerate(codes):
             if code is None or i in self.seen:
@@ -222,7 +226,7 @@ class WorkerDeaths:
             if code != 0 and self._settle(i, code):
                 self.replaced.add(i)
                 replace += 1
-        if replace == 0 and not self.launcher.alive() and self._work_left():
+        if replace == 0 and not alive and self._work_left():
             # Every worker left while runs were still queued (one re-queued as the others quit);
             # once more only if runs ended since the last time (no loop over an unclaimable run).
             ended = sum(n for state, n in self.handle.row_counts().items() if state in states.ENDED)
@@ -235,7 +239,8 @@ class WorkerDeaths:
             started = self.launcher.respawn(self.handle.name, self.handle.url, replace)
             if started:
                 self.echo(f"started {started} worker(s) to replace ones that died")
-        return bool(self.launcher.alive())
+                return True
+        return alive > 0
 
     def _settle(self, i: int, code: int) -> bool:
         """Settle the runs the dead worker i held; True when it held any (it is worth replacing)."""

@@ -5,8 +5,10 @@ quietly when discarded, and once launched claim every run exactly once."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +126,57 @@ def test_cpu_shares_and_the_slot_a_replacement_takes() -> None:
         assert shares == [[c] for c in cpus]
         assert worker_cpus(0, 2) == cpus[: n // 2] and worker_cpus(1, 2) == cpus[n // 2 : 2 * (n // 2)]
     assert free_slot({0, 2}, 4) == 1 and free_slot({0, 1}, 2) is None and free_slot(set(), 0) is None
+
+
+class DiesWhileWatched(LocalLauncher):
+    """A local launcher whose first worker is SIGKILLed just after the supervisor's second look at
+    its workers once that worker holds a run: the look said it was alive, it is dead by the next
+    line. The supervisor must still see the death, settle the run and start a replacement."""
+
+    def __init__(self, log_dir: Path, handle: StudyHandle) -> None:
+        super().__init__(log_dir)
+        self.handle, self.looks, self.killed = handle, 0, False
+
+    def exit_codes(self) -> list[int | None]:
+        return self._then_die(super().exit_codes())
+
+    def alive(self) -> int:
+        return self._then_die(super().alive())
+
+    def _then_die(self, answer: Any) -> Any:
+        if self.killed or not self.handle.rows(["running"]):
+            return answer
+        self.looks += 1
+        if self.looks == 2:
+            pid = self.procs[0].pid
+            os.kill(pid, signal.SIGKILL)
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped: poll() sees it
+            self.killed = True
+        return answer
+
+
+def test_a_worker_that_dies_just_after_a_look_is_settled_and_replaced(
+    tmp_path: Path, study_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlsweep.api.engine import supervise
+
+    monkeypatch.chdir(tmp_path)
+    sweep = synthetic_sweep(
+        study_name,
+        tmp_path,
+        trainer={"kind": "function", "target": "rlsweep.examples.synthetic:sleepy", "timesteps": 1000, "sleep": 0.2},
+        strategy={"name": "grid", "seeds": 2},
+        params={},
+    )
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/study.db")
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    said: list[str] = []
+    launcher = DiesWhileWatched(tmp_path / "logs", handle)
+    result = supervise(handle, 1, launcher=launcher, echo=said.append)
+    assert launcher.killed
+    assert any(line.startswith("worker 0 died (killed by SIGKILL) holding grid:0") for line in said), said
+    assert "started 1 worker(s) to replace ones that died" in said
+    rows = {r.key: r.state for r in handle.rows()}
+    assert rows == {"grid:0": "lost", "grid:0/retry:1": "done", "grid:1": "done"}, rows
+    assert result.code == 0, said  # the dead worker's run was saved and every run finished
