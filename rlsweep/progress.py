@@ -10,7 +10,7 @@ import itertools
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -414,7 +414,7 @@ class Progress:
         display is a view, and the sweep goes on without it."""
         self._refresh(self._update)
 
-    def _refresh(self, show: Any) -> None:
+    def _refresh(self, show: Callable[[], None]) -> None:
         try:
             show()
         except Exception as exc:  # whatever breaks a view must not end the sweep it shows
