@@ -31,8 +31,8 @@ def launcher(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
     return LocalLauncher(tmp_path / "logs")
 
 
-def _study(tmp_path: Path, name: str, runs: int) -> StudyHandle:
-    sweep = synthetic_sweep(name, tmp_path, strategy={"name": "random", "runs": runs})
+def _study(tmp_path: Path, name: str, runs: int = 6, **overrides: Any) -> StudyHandle:
+    sweep = synthetic_sweep(name, tmp_path, **{"strategy": {"name": "random", "runs": runs}, **overrides})
     loaded = load_sweep(sweep)
     handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/study.db")
     handle.enqueue(make_strategy(loaded).initial_runs())
@@ -161,16 +161,8 @@ def test_a_worker_that_dies_just_after_a_look_is_settled_and_replaced(
     from rlsweep.api.engine import supervise
 
     monkeypatch.chdir(tmp_path)
-    sweep = synthetic_sweep(
-        study_name,
-        tmp_path,
-        trainer={"kind": "function", "target": "rlsweep.examples.synthetic:sleepy", "timesteps": 1000, "sleep": 0.2},
-        strategy={"name": "grid", "seeds": 2},
-        params={},
-    )
-    loaded = load_sweep(sweep)
-    handle = StudyHandle.create_or_load(loaded, f"sqlite:///{tmp_path}/study.db")
-    handle.enqueue(make_strategy(loaded).initial_runs())
+    sleepy = {"kind": "function", "target": "rlsweep.examples.synthetic:sleepy", "timesteps": 1000, "sleep": 0.2}
+    handle = _study(tmp_path, study_name, trainer=sleepy, strategy={"name": "grid", "seeds": 2}, params={})
     said: list[str] = []
     launcher = DiesWhileWatched(tmp_path / "logs", handle)
     result = supervise(handle, 1, launcher=launcher, echo=said.append)
