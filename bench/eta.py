@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from rlsweep.progress import reports_of, time_left
+from rlsweep.progress import Work, reports_of, time_left
 from rlsweep.study import StudyHandle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +71,7 @@ def replay(name: str, url: str, first: int = 3) -> dict[str, float]:
     planned = len(trials) + len(skipped)
     workers = int(handle.sweep.strategy.workers or 2)
     reports = reports_of(handle)  # every evaluation's step and wall time: each run's progress replayed
+    work = Work(handle)  # each configuration's updates per step (its cost), as the display weighs it
     print(
         f"\n{name}: {planned} runs ({len(skipped)} skipped), {workers} workers, {length:.1f} s from the first run's start to the last run's end"
     )
@@ -85,7 +86,9 @@ def replay(name: str, url: str, first: int = 3) -> dict[str, float]:
             1 for u in skipped if u <= moment
         )
         done = sum(1 for e in ends if e <= moment)
-        est = time_left(trials, handle.sweep, planned - started, workers, since=start, now=moment, reports=reports)
+        est = time_left(
+            trials, handle.sweep, planned - started, workers, since=start, now=moment, reports=reports, work=work
+        )
         true = (end - moment).total_seconds()
         at = (moment - start).total_seconds()
         if est is not None:

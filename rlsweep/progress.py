@@ -7,6 +7,8 @@ import bisect
 import datetime as dt
 import heapq
 import itertools
+import json
+import math
 import random
 import sys
 import time
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from rlsweep import states
+from rlsweep.errors import ConfigError
 from rlsweep.study import StudyHandle
 
 
@@ -64,12 +67,14 @@ def counts(rows: Mapping[str, int], planned: int | None = None) -> Counts:
 @dataclass(frozen=True)
 class RunTime:
     """A run's wall time (so far, for a running run), the last step it reported, whether it was
-    pruned, and (for a running run) how many seconds into the run it reported that step."""
+    pruned, (for a running run) how many seconds into the run it reported that step, and its
+    configuration's updates per step (`Work`; None: not known)."""
 
     seconds: float
     steps: int
     pruned: bool = False
     reported: float = 0.0
+    work: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,22 +144,23 @@ class Durations:
         self.steps = [n for n, _ in by_steps]
         self.steps_below = list(itertools.accumulate((w for _, w in by_steps), initial=0.0))
 
-    def draw(self, rng: random.Random, past: float = 0.0) -> float:
+    def draw(self, rng: random.Random, past: float = 0.0, pace: float = 1.0) -> float:
         """Seconds a run lasts, or, for a run `past` seconds in, the seconds it has left: drawn from
         the durations longer than that; a run already longer than all of them ends soon (a tenth of
-        a run)."""
-        first = bisect.bisect_right(self.seconds, past) if past > 0 else 0
+        a run). The atoms are in steps at the fitted cost (`fit_pace`) and a run costs `pace`
+        seconds per step; both 1.0 when every run is taken to cost the same."""
+        first = bisect.bisect_right(self.seconds, past / pace) if past > 0 else 0
         if first == len(self.seconds):
-            return 0.1 * self.mean
-        return self.seconds[_pick(self.below, first, rng)] - past
+            return 0.1 * self.mean * pace
+        return self.seconds[_pick(self.below, first, rng)] * pace - past
 
-    def draw_left(self, rng: random.Random, run: RunTime) -> float:
+    def draw_left(self, rng: random.Random, run: RunTime, pace: float = 1.0) -> float:
         """Seconds left to a running run: if it has reported a step, the step it stops at is drawn
         from the runs that went past that step, and it gets there at its own pace so far (a run's
         cost per step depends on its configuration); otherwise `draw` from its time so far."""
         first = bisect.bisect_right(self.steps, run.steps)
         if run.steps <= 0 or run.reported <= 0 or first == len(self.steps):
-            return self.draw(rng, run.seconds)
+            return self.draw(rng, run.seconds, pace)
         stop = self.steps[_pick(self.steps_below, first, rng)]
         pace = run.reported / run.steps
         return max(0.0, run.reported + (stop - run.steps) * pace - run.seconds)
@@ -178,6 +184,7 @@ def eta_seconds(
     pruning: Pruning | None = None,
     busy: float = 1.0,
     draws: int = 200,
+    unseen: Sequence[float] = (),
 ) -> float | None:
     """Seconds until the last run ends, from the runs that have finished (None before the first);
     `finished` in the order the runs were started.
@@ -196,10 +203,20 @@ def eta_seconds(
     that has not is drawn from the durations longer than its own so far. `busy` (`busy_share`) is
     the share of the workers' time spent in runs: time between runs (claims, bookkeeping, a
     population waiting for its generation) stretches the estimate.
+
+    Where runs say their configuration's updates per step (`RunTime.work`) and `unseen` holds that
+    of configurations drawn from the search space, a run's cost per step is fitted as a + b x work
+    (`fit_pace`) and each duration drawn is taken at the cost of the run it stands for: its own for
+    a running run; for a waiting run of the pruner's start-up, whose configuration is drawn at
+    random, one of `unseen` (the first runs to finish are not taken as what the whole space
+    costs); for a later one, one of the finished runs' (the sampler chooses from what it saw).
     """
     if not finished:
         return None if waiting or running else 0.0
-    observed = [(r.seconds, 1.0, float(r.steps)) for r in finished]
+    pace = fit_pace(finished, running) if unseen else None
+    unit = pace or (lambda work: 1.0)
+    works = [r.work for r in finished]
+    observed = [(r.seconds / unit(r.work), 1.0, float(r.steps)) for r in finished]
     whole = judged = Durations(observed)
     startup = 0
     if pruning is not None:
@@ -208,7 +225,7 @@ def eta_seconds(
         sized = [r for r in finished if r.steps > 0]
         full = [r for r in sized if not r.pruned] or sized
         prior = [
-            (r.seconds * steps / r.steps, 2.0 * pruning.seeds * p / len(full), steps)
+            (r.seconds / unit(r.work) * steps / r.steps, 2.0 * pruning.seeds * p / len(full), steps)
             for r in full
             for steps, p in stops(pruning, float(r.steps))
         ]
@@ -220,16 +237,40 @@ def eta_seconds(
     n = max(5, min(draws, 20000 // (waiting + len(running) + 1)))  # fewer draws of a long queue
     total = 0.0
     for _ in range(n):
-        free = sorted(now.draw_left(rng, r) for r in running)
+        free = sorted(now.draw_left(rng, r, unit(r.work)) for r in running)
         end = max(free, default=0.0)
         free += [0.0] * max(workers - len(free), 0)
         heapq.heapify(free)
         for i in range(waiting):
-            stop = heapq.heappop(free) + (whole if i < unjudged else judged).draw(rng)
+            # A start-up run's configuration is drawn at random (the sampler has not started
+            # choosing); a later one is chosen from what the sampler saw, at the cost of those.
+            cost = unit(rng.choice(unseen if i < unjudged else works)) if pace else 1.0
+            stop = heapq.heappop(free) + (whole if i < unjudged else judged).draw(rng, pace=cost)
             heapq.heappush(free, stop)
             end = max(end, stop)
         total += end
     return total / n / min(1.0, max(busy, 0.05))
+
+
+def fit_pace(finished: Sequence[RunTime], running: Sequence[RunTime]) -> Callable[[float | None], float] | None:
+    """Seconds per step as a + b x work, fitted by least squares on the runs' paces so far (a
+    finished run's seconds per step, a running run's to its last report): None while they do not
+    show a cost that grows with the work (fewer than two kinds of configuration, a slope not above
+    0, or a run whose work is not known). The intercept is kept above a tenth of the fastest pace."""
+    if any(r.work is None for r in (*finished, *running)):
+        return None
+    points = [(float(r.work or 0.0), r.seconds / r.steps) for r in finished if r.steps > 0]
+    points += [(float(r.work or 0.0), r.reported / r.steps) for r in running if r.steps > 0 and r.reported > 0]
+    works, paces = [w for w, _ in points], [p for _, p in points]
+    if len(set(works)) < 2:
+        return None
+    mean_w, mean_p = sum(works) / len(works), sum(paces) / len(paces)
+    spread = sum((w - mean_w) ** 2 for w in works)
+    slope = sum((w - mean_w) * (p - mean_p) for w, p in zip(works, paces, strict=True)) / spread
+    if slope <= 0:
+        return None
+    base = max(mean_p - slope * mean_w, 0.1 * min(paces))
+    return lambda work: base + slope * float(work or 0.0)
 
 
 def busy_share(finished: Sequence[RunTime], running: Sequence[RunTime], workers: int, wall: float) -> float:
@@ -245,10 +286,11 @@ Reports = Mapping[int, Sequence[tuple[int, float]]]  # trial number -> (step, wa
 
 
 def run_times(
-    trials: Sequence[Any], now: dt.datetime | None = None, reports: Reports | None = None
+    trials: Sequence[Any], now: dt.datetime | None = None, reports: Reports | None = None, work: Work | None = None
 ) -> tuple[list[RunTime], list[RunTime]]:
     """(finished, running) run times of a study's trials at `now`, each in the order the runs
-    started; a running run's last evaluation before `now` is taken from `reports`."""
+    started; a running run's last evaluation before `now` is taken from `reports`, each run's
+    updates per step from `work`."""
     from optuna.trial import TrialState
 
     now = now or dt.datetime.now()
@@ -257,16 +299,65 @@ def run_times(
     started = (t for t in trials if t.datetime_start is not None and t.datetime_start <= now)
     for t in sorted(started, key=lambda t: t.datetime_start):
         steps = int(max(t.intermediate_values)) if t.intermediate_values else 0
+        cost = work.of(t.params) if work else None
         if t.datetime_complete is not None and t.datetime_complete <= now:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
-            finished.append(RunTime(seconds, steps, t.state == TrialState.PRUNED))
+            finished.append(RunTime(seconds, steps, t.state == TrialState.PRUNED, work=cost))
         elif t.state == TrialState.RUNNING or t.datetime_complete is not None:
             # Running (or, replayed at an earlier `now`, still running then).
             seen = [r for r in (reports or {}).get(t.number, ()) if r[1] <= stamp]
             step, wall = max(seen, default=(0, 0.0))
             began = t.datetime_start.timestamp()
-            running.append(RunTime(stamp - began, int(step), reported=max(0.0, wall - began) if seen else 0.0))
+            reported = max(0.0, wall - began) if seen else 0.0
+            running.append(RunTime(stamp - began, int(step), reported=reported, work=cost))
     return finished, running
+
+
+class Work:
+    """Each configuration's updates per environment step, from the trainer's `updates_per_step`
+    hook, for the time left: `of(params)` for a run's (stored) params, `unseen` for configurations
+    drawn at random from the search space (the runs not yet started). Empty when the trainer does
+    not say, when nothing is searched, or when the configurations all cost the same."""
+
+    def __init__(self, handle: StudyHandle, draws: int = 256) -> None:
+        from rlsweep.trainers import get_trainer_class
+
+        self.handle = handle
+        self.cached: dict[str, float | None] = {}
+        self.unseen: list[float] = []
+        try:
+            self.hook = get_trainer_class(str(handle.sweep.trainer.get("kind"))).updates_per_step
+        except ConfigError:  # a trainer that cannot be imported here: every run costs the same
+            return
+        space, rng = handle.space, random.Random(0)
+        drawn = [self._work({p.name: _draw(p, rng) for p in space.params}) for _ in range(draws if space.params else 0)]
+        if drawn and None not in drawn and len(set(drawn)) > 1:
+            self.unseen = [float(w) for w in drawn if w is not None]
+
+    def of(self, params: Mapping[str, Any]) -> float | None:
+        """A run's updates per step from its trial's params (as Optuna stores them)."""
+        if not self.unseen:
+            return None
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key not in self.cached:
+            try:
+                self.cached[key] = self._work(self.handle.decode(params))
+            except (ValueError, TypeError):  # a trial from another version of the space: not known
+                self.cached[key] = None
+        return self.cached[key]
+
+    def _work(self, values: Mapping[str, Any]) -> float | None:
+        settings, hyperparams = self.handle.space.fill(values)
+        return self.hook(settings, hyperparams)
+
+
+def _draw(param: Any, rng: random.Random) -> Any:
+    """A value of a searched parameter (`space.SearchParam`) drawn uniformly (ranges on their scale)."""
+    if param.kind == "choice":
+        return rng.choice(param.choices)
+    low, high = float(param.low), float(param.high)
+    value = math.exp(rng.uniform(math.log(low), math.log(high))) if param.log else rng.uniform(low, high)
+    return int(round(value)) if param.kind == "int" else value
 
 
 def reports_of(handle: StudyHandle, numbers: Sequence[int] | None = None) -> dict[int, list[tuple[int, float]]]:
@@ -287,12 +378,14 @@ def time_left(
     since: dt.datetime,
     now: dt.datetime | None = None,
     reports: Reports | None = None,
+    work: Work | None = None,
 ) -> float | None:
     """The display's time left: `eta_seconds` on a study's trials at `now`, with how busy the
     workers have been since `since` (this session's start: an earlier session's runs and the pause
-    since then say nothing about it). bench/eta.py replays it on finished studies."""
+    since then say nothing about it) and, given `work`, each configuration's cost per step.
+    bench/eta.py replays it on finished studies."""
     now = now or dt.datetime.now()
-    finished, running = run_times(trials, now, reports)
+    finished, running = run_times(trials, now, reports, work)
     session = [t for t in trials if t.datetime_start is not None and since <= t.datetime_start <= now]
     busy = 1.0
     if session:
@@ -306,6 +399,7 @@ def time_left(
         budget=int(sweep.trainer.get("timesteps", 0) or 0),
         pruning=pruning_of(sweep),
         busy=busy,
+        unseen=work.unseen if work else (),
     )
 
 
@@ -341,6 +435,7 @@ def snapshot(
     finished_at_start: int,
     planned: int | None = None,
     workers: int | None = None,
+    work: Work | None = None,
 ) -> Snapshot:
     from optuna.trial import TrialState
 
@@ -356,6 +451,7 @@ def snapshot(
         n_workers,
         since=dt.datetime.fromtimestamp(started),
         reports=reports_of(handle, [t.number for t in trials if t.state == TrialState.RUNNING]),
+        work=work,
     )
     return Snapshot(now, best_value(handle), elapsed, rate, eta)
 
@@ -389,6 +485,7 @@ class Progress:
         self.last_counts: Counts | None = None
         self.last_print = 0.0
         self.failing = False  # the last refresh failed (said once, until one succeeds)
+        self.work: Work | None = None  # each configuration's cost per step, for the time left
 
     def __enter__(self) -> Progress:
         if self.show and self.out.isatty():
@@ -404,7 +501,9 @@ class Progress:
             self.live.__exit__(*exc)
 
     def snap(self) -> Snapshot:
-        return snapshot(self.handle, self.started, self.finished_at_start, self.planned, self.workers)
+        if self.work is None:
+            self.work = Work(self.handle)
+        return snapshot(self.handle, self.started, self.finished_at_start, self.planned, self.workers, self.work)
 
     def update(self) -> None:
         """Refresh the display: the live panel, or a plain line when the counts changed or `every` s

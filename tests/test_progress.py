@@ -20,9 +20,11 @@ from rlsweep.progress import (
     Pruning,
     RunTime,
     Snapshot,
+    Work,
     busy_share,
     counts,
     eta_seconds,
+    fit_pace,
     pruning_of,
     reports_of,
     run_times,
@@ -127,6 +129,56 @@ def test_a_running_run_goes_on_at_its_own_pace() -> None:
     # At step 200 it stops at 500 or 1000 as they did: 3 s or 8 s left, from 2 s in.
     left = eta_seconds(finished, [RunTime(2.0, 200, reported=2.0)], 0, 2)
     assert left == pytest.approx(5.5, abs=0.6)
+
+
+def test_configurations_that_cost_more_per_update_make_the_runs_to_come_longer() -> None:
+    # Two finished runs of 1000 steps: 0.1 updates per step took 10 s, 0.3 took 20 s, so a step
+    # costs 5 ms + 50 ms per update. The pruner's start-up holds 4 runs, drawn at random from a
+    # space whose configurations all make 0.5 updates per step (30 ms a step): the two waiting
+    # start-up runs take 30 s each, not the 10 or 20 s seen so far.
+    cheap, dear = RunTime(10.0, 1000, work=0.1), RunTime(20.0, 1000, work=0.3)
+    pace = fit_pace([cheap, dear], [])
+    assert pace is not None and pace(0.1) == pytest.approx(0.01) and pace(0.5) == pytest.approx(0.03)
+    startup = Pruning((), 1.0, startup=4)
+    assert eta_seconds([cheap, dear], [], 2, 2, pruning=startup, unseen=[0.5]) == pytest.approx(30.0)
+    # A space of cheap configurations: the dear run's 20 s is taken at the cheap cost.
+    assert eta_seconds([cheap, dear], [], 1, 1, pruning=startup, unseen=[0.1]) == pytest.approx(10.0)
+    # After the start-up the sampler chooses from what it saw: 10 or 20 s again (15 s on average),
+    # as without the costs.
+    assert eta_seconds([cheap, dear], [], 1, 1, unseen=[0.5]) == pytest.approx(15.0, abs=1.0)
+    assert eta_seconds([cheap, dear], [], 1, 1) == pytest.approx(15.0, abs=1.0)
+    # A running run without a report goes at its own configuration's cost: 30 s in all, 5 s in.
+    assert eta_seconds([cheap, dear], [RunTime(5.0, 0, work=0.5)], 0, 2, unseen=[0.1]) == pytest.approx(25.0)
+
+
+def test_costs_are_used_only_where_the_runs_show_them() -> None:
+    same = [RunTime(10.0, 1000, work=0.1), RunTime(12.0, 1000, work=0.1)]
+    assert fit_pace(same, []) is None  # one kind of configuration: no slope to see
+    falling = [RunTime(20.0, 1000, work=0.1), RunTime(10.0, 1000, work=0.3)]
+    assert fit_pace(falling, []) is None  # more updates, less time: not a cost of the updates
+    unknown = [RunTime(10.0, 1000, work=0.1), RunTime(20.0, 1000)]
+    assert fit_pace(unknown, []) is None
+    # A running run's pace to its last report counts: 0.3 updates per step at 20 ms a step.
+    assert fit_pace([same[0]], [RunTime(5.0, 200, reported=4.0, work=0.3)]) is not None
+    # Nothing unseen to weigh (a trainer that does not say): the estimate is the plain one.
+    sized = [RunTime(10.0, 1000, work=0.1), RunTime(20.0, 1000, work=0.3)]
+    assert eta_seconds(sized, [], 1, 1) == eta_seconds([replace(r, work=None) for r in sized], [], 1, 1)
+
+
+def test_the_cost_of_a_configuration_comes_from_its_trainer(tmp_path: Path) -> None:
+    # The README demo's space (PPO, 8 environments): 10 or 20 epochs of 64 to 256-step batches of
+    # 256 to 1024-step rollouts. Trials hold Optuna's encoded params (net_arch as JSON).
+    sweep = load_sweep(str(Path(__file__).resolve().parent.parent / "examples" / "cartpole-ppo.yaml"))
+    handle = StudyHandle.create_or_load(sweep, f"sqlite:///{tmp_path}/s.db")
+    work = Work(handle)
+    assert min(work.unseen) == pytest.approx(10 / 256) and max(work.unseen) == pytest.approx(20 / 64)
+    params = {"learning_rate": 1e-3, "n_steps": 128, "batch_size": 64, "n_epochs": 20, "gamma": 0.99,
+              "gae_lambda": 0.9, "clip_range": 0.2, "ent_coef": 0.0, "policy_kwargs.net_arch": "[64, 64]"}  # fmt: skip
+    assert work.of(params) == pytest.approx(20 * 16 / 1024)
+    assert work.of({**params, "policy_kwargs.net_arch": "not json"}) is None  # another space's trial
+    # A trainer that does not say what a configuration costs: nothing is weighed.
+    synthetic = Work(StudyHandle.create_or_load(load_sweep(synthetic_sweep("w", tmp_path)), f"sqlite:///{tmp_path}/w.db"))
+    assert synthetic.unseen == [] and synthetic.of({}) is None
 
 
 def test_pruned_runs_make_the_estimate_shorter() -> None:

@@ -185,6 +185,14 @@ class Trainer(ABC):
         return f"the '{cls.kind()}' trainer saves no policy that rlsweep can load, evaluate or render"
 
     @classmethod
+    def updates_per_step(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> float | None:
+        """Gradient updates per environment step of a configuration (`settings`: the trainer section,
+        `hyperparams`: the params, both filled in), where that sets its cost per step: the time left
+        then weighs each run by it (a run with 8 minibatches per rollout costs more than one with 2).
+        None: not known (every configuration is taken to cost the same per step)."""
+        return None
+
+    @classmethod
     def batch_size_for(cls, settings: Mapping[str, Any]) -> int:
         """How many runs one worker claims at once and hands to `train_batch` (1: one `train` per
         run). `settings` is the sweep's trainer section."""

@@ -64,6 +64,8 @@ def test_hooks_return_their_declared_types(kind: str) -> None:
     if space is not None:
         merged = cls.merge_space(space, {"gamma": 0.5})
         assert isinstance(merged, dict) and merged["gamma"] == 0.5
+    updates = cls.updates_per_step(settings, {k: v for k, v in PARAMS[kind].items() if not isinstance(v, dict)})
+    assert updates is None or (isinstance(updates, float) and updates > 0)
     modules = cls.warm_modules(settings)
     assert isinstance(modules, list) and modules and all(isinstance(m, str) for m in modules)
     for name in modules:

@@ -238,6 +238,27 @@ def test_space_command_prints_pasteable_yaml(capsys: pytest.CaptureFixture[str])
     assert main(["space", "nope"]) == 2
 
 
+@pytest.mark.parametrize(
+    ("settings", "hyper", "updates"),
+    [
+        ({"algo": "PPO", "n_envs": 8}, {"n_steps": 128, "batch_size": 64, "n_epochs": 20}, 20 * 16 / 1024),
+        ({"algo": "PPO"}, {}, 10 * 32 / 2048),  # SB3's defaults: 2048-step rollouts, batches of 64
+        ({"algo": "PPO", "n_envs": 4}, {"n_steps": 10, "batch_size": 16}, 10 * 3 / 40),  # a last, short batch
+        ({"algo": "A2C", "n_envs": 4}, {}, 1 / 20),
+        ({"algo": "DQN"}, {}, 1 / 4),
+        ({"algo": "SAC", "n_envs": 2}, {"train_freq": [4, "step"], "gradient_steps": 2}, 2 / 8),
+        ({"algo": "SAC"}, {"gradient_steps": -1}, 1.0),
+        ({"algo": "SAC"}, {"train_freq": [1, "episode"]}, None),  # steps per episode are not known
+        ({"algo": "PPO"}, {"n_steps": 0}, None),
+        ({"algo": "ARS"}, {}, None),
+    ],
+)
+def test_updates_per_step_weigh_a_configuration(
+    settings: dict[str, Any], hyper: dict[str, Any], updates: float | None
+) -> None:
+    assert SB3Trainer.updates_per_step(settings, hyper) == (None if updates is None else pytest.approx(updates))
+
+
 def test_package_import_stays_light() -> None:
     code = "import sys, rlsweep.trainers, rlsweep.trainers.sb3.spaces, rlsweep.cli.space; print(any(m in sys.modules for m in ('torch', 'stable_baselines3', 'gymnasium')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -69,6 +69,35 @@ class SB3Trainer(Trainer):
         return {"kind": "sb3", "algo": algo, "env": env, "timesteps": timesteps}
 
     @classmethod
+    def updates_per_step(cls, settings: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> float | None:
+        """Minibatch updates per environment step, with SB3's defaults for what is not set: PPO
+        makes n_epochs passes of ceil(rollout / batch_size) minibatches per rollout of n_steps x
+        n_envs steps, A2C one update per rollout, an off-policy algorithm gradient_steps per
+        train_freq x n_envs steps (-1: one per step). None for other algorithms or a train_freq
+        counted in episodes."""
+        algo = str(settings.get("algo", "")).lower()
+        n_envs = _positive(settings.get("n_envs", 1))
+        try:
+            if algo in ("ppo", "recurrentppo", "maskableppo"):
+                rollout = _positive(hyperparams.get("n_steps", 128 if algo == "recurrentppo" else 2048)) * n_envs
+                batches = -(-rollout // _positive(hyperparams.get("batch_size", 128 if algo == "recurrentppo" else 64)))
+                return _positive(hyperparams.get("n_epochs", 10)) * batches / rollout
+            if algo == "a2c":
+                return 1.0 / (_positive(hyperparams.get("n_steps", 5)) * n_envs)
+            if algo in ("dqn", "qrdqn", "sac", "td3", "ddpg", "tqc", "crossq"):
+                freq = hyperparams.get("train_freq", 4 if algo in ("dqn", "qrdqn") else 1)
+                if isinstance(freq, (list, tuple)):
+                    if len(freq) != 2 or str(freq[1]) != "step":
+                        return None
+                    freq = freq[0]
+                steps = _positive(freq) * n_envs
+                gradient = int(hyperparams.get("gradient_steps", 1))
+                return 1.0 if gradient < 0 else gradient / steps
+        except (TypeError, ValueError):
+            return None
+        return None
+
+    @classmethod
     def load_policy(cls, settings: Mapping[str, Any], path: str | Path) -> Callable[[Any], Any]:
         import torch
 
@@ -89,3 +118,11 @@ class SB3Trainer(Trainer):
         from rlsweep.trainers.sb3.training import train
 
         train(run)
+
+
+def _positive(value: Any) -> int:
+    """A count from a sweep (validated elsewhere); ValueError when it is not a positive integer."""
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
