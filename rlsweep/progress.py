@@ -8,7 +8,6 @@ import datetime as dt
 import heapq
 import itertools
 import json
-import math
 import random
 import sys
 import time
@@ -329,8 +328,12 @@ class Work:
             self.hook = get_trainer_class(str(handle.sweep.trainer.get("kind"))).updates_per_step
         except ConfigError:  # a trainer that cannot be imported here: every run costs the same
             return
-        space, rng = handle.space, random.Random(0)
-        drawn = [self._work({p.name: _draw(p, rng) for p in space.params}) for _ in range(draws if space.params else 0)]
+        import numpy as np
+
+        from rlsweep.strategies.population import Param
+
+        params, rng = [Param.of(p) for p in handle.space.params], np.random.default_rng(0)
+        drawn = [self._work({p.name: p.sample(rng) for p in params}) for _ in range(draws if params else 0)]
         if drawn and None not in drawn and len(set(drawn)) > 1:
             self.unseen = [float(w) for w in drawn if w is not None]
 
@@ -349,15 +352,6 @@ class Work:
     def _work(self, values: Mapping[str, Any]) -> float | None:
         settings, hyperparams = self.handle.space.fill(values)
         return self.hook(settings, hyperparams)
-
-
-def _draw(param: Any, rng: random.Random) -> Any:
-    """A value of a searched parameter (`space.SearchParam`) drawn uniformly (ranges on their scale)."""
-    if param.kind == "choice":
-        return rng.choice(param.choices)
-    low, high = float(param.low), float(param.high)
-    value = math.exp(rng.uniform(math.log(low), math.log(high))) if param.log else rng.uniform(low, high)
-    return int(round(value)) if param.kind == "int" else value
 
 
 def reports_of(handle: StudyHandle, numbers: Sequence[int] | None = None) -> dict[int, list[tuple[int, float]]]:

@@ -250,6 +250,7 @@ def test_space_command_prints_pasteable_yaml(capsys: pytest.CaptureFixture[str])
         ({"algo": "SAC"}, {"gradient_steps": -1}, 1.0),
         ({"algo": "SAC"}, {"train_freq": [1, "episode"]}, None),  # steps per episode are not known
         ({"algo": "PPO"}, {"n_steps": 0}, None),
+        ({"algo": "PPO", "n_envs": 0}, {}, None),
         ({"algo": "ARS"}, {}, None),
     ],
 )

@@ -75,16 +75,19 @@ class SB3Trainer(Trainer):
         n_envs steps, A2C one update per rollout, an off-policy algorithm gradient_steps per
         train_freq x n_envs steps (-1: one per step). None for other algorithms or a train_freq
         counted in episodes."""
+        from rlsweep.trainers.sb3.algos import OFF_POLICY
+
         algo = str(settings.get("algo", "")).lower()
-        n_envs = _positive(settings.get("n_envs", 1))
+        recurrent = algo == "recurrentppo"
         try:
-            if algo in ("ppo", "recurrentppo", "maskableppo"):
-                rollout = _positive(hyperparams.get("n_steps", 128 if algo == "recurrentppo" else 2048)) * n_envs
-                batches = -(-rollout // _positive(hyperparams.get("batch_size", 128 if algo == "recurrentppo" else 64)))
+            n_envs = _positive(settings.get("n_envs", 1))
+            if algo in ("ppo", "recurrentppo"):
+                rollout = _positive(hyperparams.get("n_steps", 128 if recurrent else 2048)) * n_envs
+                batches = -(-rollout // _positive(hyperparams.get("batch_size", 128 if recurrent else 64)))
                 return _positive(hyperparams.get("n_epochs", 10)) * batches / rollout
             if algo == "a2c":
                 return 1.0 / (_positive(hyperparams.get("n_steps", 5)) * n_envs)
-            if algo in ("dqn", "qrdqn", "sac", "td3", "ddpg", "tqc", "crossq"):
+            if algo in (name.lower() for name in OFF_POLICY):
                 freq = hyperparams.get("train_freq", 4 if algo in ("dqn", "qrdqn") else 1)
                 if isinstance(freq, (list, tuple)):
                     if len(freq) != 2 or str(freq[1]) != "step":
