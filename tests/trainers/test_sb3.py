@@ -3,6 +3,7 @@ continuing from a checkpoint (PBT), and the render helpers."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import subprocess
 import sys
@@ -258,6 +259,24 @@ def test_updates_per_step_weigh_a_configuration(
     settings: dict[str, Any], hyper: dict[str, Any], updates: float | None
 ) -> None:
     assert SB3Trainer.updates_per_step(settings, hyper) == (None if updates is None else pytest.approx(updates))
+
+
+def test_updates_per_step_assume_the_defaults_sb3_has() -> None:
+    """The hook keeps its own copy of SB3's defaults (reading them would import SB3 into the
+    display): for every algorithm installed here, leaving a hyperparameter unset costs what SB3's
+    own default for it costs, so a new SB3 release that changes a default fails here."""
+    from rlsweep.trainers.sb3.algos import ALGORITHMS, algorithm_class, constructor_defaults
+
+    checked = []
+    for name, module in ALGORITHMS.items():
+        if module != "stable_baselines3" and importlib.util.find_spec(module) is None:
+            continue
+        defaults = constructor_defaults(algorithm_class(name))
+        given = {k: defaults[k] for k in ("n_steps", "batch_size", "n_epochs", "train_freq", "gradient_steps") if k in defaults}
+        settings = {"algo": name, "n_envs": 3}
+        assert SB3Trainer.updates_per_step(settings, {}) == SB3Trainer.updates_per_step(settings, given), (name, given)
+        checked.append(name)
+    assert {"PPO", "A2C", "DQN", "SAC", "TD3", "DDPG"} <= set(checked), checked
 
 
 def test_package_import_stays_light() -> None:
