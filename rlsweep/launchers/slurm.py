@@ -34,6 +34,9 @@ from rlsweep.launchers._base import Launcher
 log = logging.getLogger("rlsweep")
 
 INTERRUPTED = 130
+# How long a SLURM task that ended without a result file is given for the file to show (a shared
+# file system can be late) before it counts as dead: submitit's own wait.
+RESULT_GRACE_S = 15.0
 
 # --slurm keys: what each takes and means (README "On a cluster" lists them too).
 KEYS: dict[str, tuple[str, str]] = {
@@ -188,6 +191,7 @@ class SlurmLauncher(Launcher):
         self.launch_token = os.urandom(3).hex()
         self._alive = (0.0, 0)
         self._codes: tuple[float, list[int | None]] = (0.0, [])
+        self._no_result: dict[str, float] = {}  # job id -> when it was first seen ended without a result file
 
     # -- the script ------------------------------------------------------------------------------
 
@@ -269,6 +273,13 @@ class SlurmLauncher(Launcher):
         for job in self.jobs:
             if not job.done():
                 codes.append(None)
+                continue
+            if not job.paths.result_pickle.exists():
+                # Ended without a word (killed, or its node failed). submitit's result() would wait
+                # 15 s for the file, holding up the supervisor; on a shared file system the file
+                # may show late, so a SLURM task is given that long before it counts as dead.
+                seen = self._no_result.setdefault(str(job.job_id), now)
+                codes.append(1 if self.cluster == "local" or now - seen >= RESULT_GRACE_S else None)
                 continue
             try:
                 codes.append(int(job.result()))

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from rlsweep.cli import main
+from rlsweep.launchers import slurm
 from rlsweep.launchers.slurm import duration_minutes
 from tests.conftest import synthetic_sweep
 from tests.launchers.helpers import PATIENT, assert_interrupted, handle_at, processes_of, training, wait_for
@@ -193,6 +195,46 @@ def test_a_killed_task_is_settled_and_replaced(tmp_path: Path, study_name: str) 
     logs = sorted((tmp_path / "runs" / study_name / "slurm").rglob("*_log.out"))
     assert len(logs) == 3, logs
     wait_for(lambda: not processes_of(study_name), 30, "no task left")
+
+
+def _killed_job(folder: Path) -> Any:
+    """A real submitit local job whose task was SIGKILLed (it writes no result file)."""
+    import submitit
+
+    executor = submitit.LocalExecutor(folder)
+    executor.update_parameters(timeout_min=1)
+    job = executor.submit(_kill_self)
+    deadline = time.monotonic() + 60
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.done() and not job.paths.result_pickle.exists()
+    return job
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("cluster", ["local", "slurm"])
+def test_a_task_killed_without_a_result_is_seen_without_waiting_for_the_file(
+    tmp_path: Path, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """submitit's result() waits 15 s for a result file that a killed task never writes, and the
+    supervisor asks in its watch loop: a killed local task is reported dead (exit code 1) on the
+    first look; a SLURM task (whose file may show late on a shared file system) once the grace has
+    passed, the look before that saying it still runs."""
+    monkeypatch.setattr(slurm, "RESULT_GRACE_S", 2.0)
+    launcher = slurm.SlurmLauncher("t", {"cluster": cluster, "time": "10"}, folder=tmp_path)
+    launcher.jobs = [_killed_job(tmp_path / "%j")]
+    began = time.monotonic()
+    first = launcher.exit_codes()
+    assert time.monotonic() - began < 5.0  # not submitit's 15 s wait
+    if cluster == "local":
+        assert first == [1]
+        return
+    assert first == [None]
+    time.sleep(2.1)
+    assert launcher.exit_codes() == [1]
 
 
 def test_ctrl_c_stops_the_array(tmp_path: Path, study_name: str) -> None:
