@@ -192,6 +192,7 @@ class SlurmLauncher(Launcher):
         self._alive = (0.0, 0)
         self._codes: tuple[float, list[int | None]] = (0.0, [])
         self._no_result: dict[str, float] = {}  # job id -> when it was first seen ended without a result file
+        self._ended: dict[str, int] = {}  # job id -> its exit code, once known (it does not change)
 
     # -- the script ------------------------------------------------------------------------------
 
@@ -269,24 +270,33 @@ class SlurmLauncher(Launcher):
         now = time.monotonic()
         if now - self._codes[0] < 1.0:
             return self._codes[1]
-        codes: list[int | None] = []
-        for job in self.jobs:
-            if not job.done():
-                codes.append(None)
-                continue
-            if not job.paths.result_pickle.exists():
-                # Ended without a word (killed, or its node failed). submitit's result() would wait
-                # 15 s for the file, holding up the supervisor; on a shared file system the file
-                # may show late, so a SLURM task is given that long before it counts as dead.
-                seen = self._no_result.setdefault(str(job.job_id), now)
-                codes.append(1 if self.cluster == "local" or now - seen >= RESULT_GRACE_S else None)
-                continue
-            try:
-                codes.append(int(job.result()))
-            except Exception:
-                codes.append(1)
+        codes = [self._exit_code(job, now) for job in self.jobs]
         self._codes = (now, codes)
         return codes
+
+    def _exit_code(self, job: Any, now: float) -> int | None:
+        """The job's exit code (None: still running), read once: a finished job's result file is
+        not loaded again at every look."""
+        key = str(job.job_id)
+        if key in self._ended:
+            return self._ended[key]
+        if not job.done():
+            return None
+        if not job.paths.result_pickle.exists():
+            # Ended without a word (killed, or its node failed). submitit's result() would wait 15 s
+            # for the file, holding up the supervisor; on a shared file system the file may show
+            # late, so a SLURM task is given that long before it counts as dead.
+            seen = self._no_result.setdefault(key, now)
+            if self.cluster != "local" and now - seen < RESULT_GRACE_S:
+                return None
+            code = 1
+        else:
+            try:
+                code = int(job.result())
+            except Exception:
+                code = 1
+        self._ended[key] = code
+        return code
 
     def interrupt(self) -> None:
         for job in self.jobs:
