@@ -12,14 +12,16 @@ import random
 import re
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rlsweep.errors import StorageError
 
 # user (no ':' '/' '@'), then the password: everything up to the last '@' before a host without '@'
 _PASSWORD = re.compile(r"(://[^:/@]*:)(.*)(@[^@]*$)")
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+T = TypeVar("T")
 
 
 def default_url(study: str) -> str:
@@ -125,6 +127,112 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_size": 1, "max_overflow": 4}
 
 
+# How long a process waits for a database server it has reached before to accept connections again (a
+# restart, a failover) before its query fails; $RLSWEEP_STORAGE_WAIT overrides it (0: no wait).
+STORAGE_WAIT_S = 120.0
+
+
+_OUTAGE = [0.0]  # when this process last lost a connection to its server, or got one back after an outage
+
+
+def last_outage() -> float:
+    """The wall time this process last saw its database server drop a connection or come back
+    after refusing (0.0: never). The other workers could not beat while this one could not reach
+    the server: their heartbeats are only as old as the outage, so a reaper counts them from here."""
+    return _OUTAGE[0]
+
+
+def again_if_dropped(work: Callable[[], T], tries: int = 3) -> T:
+    """`work()`, done again when the server dropped the connection under it: the server rolled
+    its transaction back (or, dropped during the commit, may have committed it), and the pool opens
+    a new connection, waiting out an outage (`wait_for_server`). Only for work that is harmless
+    to repeat."""
+    for attempt in range(tries):
+        try:
+            return work()
+        except Exception as exc:
+            if not is_dropped(exc) or attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def is_dropped(exc: BaseException) -> bool:
+    """Did the database server drop the connection under this error (a restart, a failover)? Also
+    when it is the cause of another error (Optuna raises its StorageInternalError from it)."""
+    import sys
+
+    dbapi_error = getattr(sys.modules.get("sqlalchemy.exc"), "DBAPIError", None)  # no import: SQLAlchemy may not be loaded
+    seen: set[int] = set()
+    while dbapi_error is not None and exc is not None and id(exc) not in seen:
+        if isinstance(exc, dbapi_error) and exc.connection_invalidated:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def storage_wait() -> float:
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("RLSWEEP_STORAGE_WAIT", STORAGE_WAIT_S)))
+    except ValueError:
+        return STORAGE_WAIT_S
+
+
+def wait_for_server(engine: Any) -> None:
+    """New connections of `engine` (a server's, not SQLite's) wait out an outage: once the engine
+    has connected, a connection the server refuses or drops while opening is tried again, with a
+    growing pause, for up to `storage_wait()` seconds, saying so once per outage (not once per
+    thread). Nothing was sent
+    on a connection that failed to open, so opening it again repeats nothing. An engine that never
+    reached its server fails at once: a wrong host, port or password is the user's to fix, not
+    something to wait for (an engine attached to after it connected counts as having reached it)."""
+    import logging
+
+    import sqlalchemy as sa
+
+    log = logging.getLogger("rlsweep")
+    pool = engine.pool
+    # Optuna's engine has connected in its constructor when it made or checked the tables.
+    state = {"reached": bool(getattr(pool, "checkedin", lambda: 0)() or getattr(pool, "checkedout", lambda: 0)()), "out": False}
+    where = redact(str(engine.url.render_as_string(hide_password=True)))
+
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        if not state["reached"]:
+            connection = dialect.connect(*cargs, **cparams)
+            state["reached"] = True
+            return connection
+        deadline, pause, waited = time.monotonic() + storage_wait(), 0.1, False
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                if not state["out"]:
+                    state["out"] = True
+                    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    log.warning("storage %s unreachable (%s): waiting up to %.0f s for it to come back", where, why, storage_wait())
+                waited = True
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)  # back within a second of the server
+                continue
+            if waited:
+                _OUTAGE[0] = time.time()
+            if state["out"]:
+                state["out"] = False
+                log.warning("storage %s reachable again", where)
+            return connection
+
+    def dropped(context: Any) -> None:
+        if context.is_disconnect:
+            _OUTAGE[0] = time.time()
+
+    sa.event.listen(engine, "do_connect", connect)
+    sa.event.listen(engine, "handle_error", dropped)
+
+
 def prepare_sqlite(url: str) -> None:
     """Create the folder and switch the file to WAL once (the mode is stored in the file)."""
     path = _sqlite_path(url)
@@ -202,6 +310,7 @@ def _rdb_storage(url: str, create: bool) -> Any:
         rdb.engine.dispose()  # connections opened before the listener reopen with it
         _OPTUNA_ENGINES.add(rdb.engine)
     else:
+        wait_for_server(rdb.engine)
         # rlsweep's tables are in the same database: one pool of connections for both, so a
         # worker holds one connection to the server, not two (a server's max_connections, 100 by
         # default on PostgreSQL, is what limits how many workers it takes).
@@ -232,6 +341,8 @@ def aux_engine(url: str) -> Any:
         engine = sa.create_engine(target, **_engine_kwargs(target))
         if target.startswith("sqlite"):
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            wait_for_server(engine)
 
         _ENGINES[target] = engine
     return _ENGINES[target]

@@ -23,6 +23,7 @@ from typing import Any
 
 from rlsweep import states
 from rlsweep.errors import TrainerError
+from rlsweep.storage import is_dropped
 from rlsweep.strategies import make_strategy
 from rlsweep.strategies.seeds import (
     CONFIG_PRUNED_ATTR,
@@ -392,6 +393,8 @@ class Worker:
         try:
             trial = self.strategy.propose(handle, row, attrs) if row.params is None else handle.create_trial(row.params, attrs)
         except Exception as exc:  # a sampler or storage error loses this run, not the worker
+            if is_dropped(exc):  # not the run's fault: the worker exits, its run is queued again
+                raise
             log.exception("could not create run %s", row.key)
             return Outcome(FAILED, reason=f"could not start: {type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         handle.set_row(row.id, trial_number=trial.number)
@@ -497,6 +500,8 @@ class Worker:
         except RunTimeout as exc:
             failure, trace = str(exc), traceback.format_exc()
         except Exception as exc:
+            if is_dropped(exc):  # the storage's, not the runs': the worker exits, they are queued again
+                raise
             return [_outcome(run.reporter) if run.reporter.decided else _crashed(run.reporter, exc) for run in runs]
         finally:
             if dog is not None:

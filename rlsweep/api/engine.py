@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from rlsweep import states
 from rlsweep.config import LoadedSweep
 from rlsweep.errors import ConfigError
+from rlsweep.storage import again_if_dropped
 
 Echo = Callable[[str], None]
 COUNT_ORDER = states.STATES
@@ -163,10 +164,11 @@ def supervise(
     try:
         with display:
             last = time.monotonic()
-            while deaths.keep_going():
+            # A connection the server dropped (a restart) is opened again, the outage waited out.
+            while again_if_dropped(deaths.keep_going):
                 time.sleep(0.05)  # notice the end at once; refresh the counts once a second
                 if time.monotonic() - last >= 1.0:
-                    display.update()
+                    again_if_dropped(display.update)
                     last = time.monotonic()
         display.update()
         snap = display.snap()
@@ -222,10 +224,10 @@ class WorkerDeaths:
         for i, code in enumerate(codes):
             if code is None or i in self.seen:
                 continue
-            self.seen.add(i)
             if code != 0 and self._settle(i, code):
                 self.replaced.add(i)
                 replace += 1
+            self.seen.add(i)  # settled: a storage error in _settle leaves it to the next look
         if replace == 0 and not alive and self._work_left():
             # Every worker left while runs were still queued (one re-queued as the others quit);
             # once more only if runs ended since the last time (no loop over an unclaimable run).

@@ -192,11 +192,17 @@ class StudyHandle:
         """An evaluation's metrics and, given `value`, the objective's intermediate value (what
         pruners read): one transaction where Optuna's tables share rlsweep's database. Otherwise, or
         when the trial is not running or already has that step, through Optuna's storage, which
-        updates the step or raises as it always does."""
-        also = None if value is None else self.trials.intermediate_insert(trial, step, value, self.metrics_store.engine)
-        if self.metrics_store.record(trial.trial_id, trial.number, step, metrics, also=also) or value is None:
-            return
-        self.trials.report(trial, step, value)
+        updates the step or raises as it always does. Done again if the server drops the
+        connection (a restart): training goes on after an outage the storage waited out."""
+        from rlsweep.storage import again_if_dropped
+
+        def record() -> None:
+            also = None if value is None else self.trials.intermediate_insert(trial, step, value, self.metrics_store.engine)
+            if self.metrics_store.record(trial.trial_id, trial.number, step, metrics, also=also) or value is None:
+                return
+            self.trials.report(trial, step, value)
+
+        again_if_dropped(record)
 
     def metrics(self, trial_numbers: Iterable[int] | None = None, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         return self.metrics_store.read(trial_numbers, names)

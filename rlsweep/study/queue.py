@@ -14,6 +14,7 @@ from typing import Any
 
 from rlsweep import states
 from rlsweep.errors import StorageError
+from rlsweep.storage import is_dropped
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,31 @@ class RunQueue:
                 row = con.execute(query).mappings().first()
             if row is None:
                 return None
-            with self.engine.begin() as con:
-                result = con.execute(
-                    t.update()
-                    .where(t.c.id == row["id"], t.c.state == states.WAITING)
-                    .values(state=states.RUNNING, worker=worker, updated=time.time())
-                )
-            if result.rowcount == 1:
+            try:
+                with self.engine.begin() as con:
+                    result = con.execute(
+                        t.update()
+                        .where(t.c.id == row["id"], t.c.state == states.WAITING)
+                        .values(state=states.RUNNING, worker=worker, updated=time.time())
+                    )
+                won = result.rowcount == 1
+            except Exception as exc:
+                if not is_dropped(exc):
+                    raise
+                won = bool(self._held(worker, [row["id"]]))  # the server may have committed before the drop
+            if won:
                 return _row(dict(row, state=states.RUNNING, worker=worker))
         raise StorageError("could not claim a run after 1000 tries; is the storage overloaded?")
+
+    def _held(self, worker: str, ids: list[int]) -> set[int]:
+        """Which of the rows `ids` run for `worker`: a claim whose connection the server dropped at
+        its commit (a restart) may or may not have taken them, and only the rows say which."""
+        import sqlalchemy as sa
+
+        t = self.table
+        query = sa.select(t.c.id).where(t.c.id.in_(ids), t.c.state == states.RUNNING, t.c.worker == worker)
+        with self.engine.connect() as con:
+            return {int(i) for (i,) in con.execute(query)}
 
     def claim_batch(self, worker: str, n: int) -> list[QueueRow]:
         """Move up to `n` waiting runs of this study to running for this worker, in one transaction
@@ -137,13 +154,19 @@ class RunQueue:
                 return []
             now = time.time()
             claimed: list[QueueRow] = []
-            with self.engine.begin() as con:
-                for row in candidates:
-                    result = con.execute(
-                        t.update().where(t.c.id == row["id"], t.c.state == states.WAITING).values(state=states.RUNNING, worker=worker, updated=now)
-                    )
-                    if result.rowcount == 1:
-                        claimed.append(_row(dict(row, state=states.RUNNING, worker=worker)))
+            try:
+                with self.engine.begin() as con:
+                    for row in candidates:
+                        result = con.execute(
+                            t.update().where(t.c.id == row["id"], t.c.state == states.WAITING).values(state=states.RUNNING, worker=worker, updated=now)
+                        )
+                        if result.rowcount == 1:
+                            claimed.append(_row(dict(row, state=states.RUNNING, worker=worker)))
+            except Exception as exc:
+                if not is_dropped(exc):
+                    raise
+                held = self._held(worker, [row["id"] for row in candidates])  # committed before the drop, or none
+                claimed = [_row(dict(row, state=states.RUNNING, worker=worker)) for row in candidates if row["id"] in held]
             if claimed:
                 return claimed
         raise StorageError("could not claim runs after 1000 tries; is the storage overloaded?")

@@ -45,11 +45,16 @@ class WorkerRegistry:
             return int(result.rowcount or 0)
 
     def silent(self, lost_after: float, now: float | None = None, workers: list[dict[str, Any]] | None = None) -> Any:
-        """A predicate: is `worker` silent (not alive, no heartbeat for `lost_after` s, or a process
-        of this host that no longer exists: a worker known dead is not waited for)?"""
+        """A predicate: is `worker` silent (not alive, no heartbeat for `lost_after` s, counted from
+        this process's last storage outage if later, or a process of this host that no longer
+        exists: a worker known dead is not waited for)?"""
+        from rlsweep.storage import last_outage
+
         now = time.time() if now is None else now
         host = socket.gethostname()
-        beats = {w["id"]: (w["heartbeat"], w["state"], w["host"], w["pid"]) for w in (self.all() if workers is None else workers)}
+        # No worker could beat while this process could not reach the server either.
+        outage = last_outage()
+        beats = {w["id"]: (max(w["heartbeat"], outage), w["state"], w["host"], w["pid"]) for w in (self.all() if workers is None else workers)}
 
         def is_silent(worker: str | None) -> bool:
             beat, state, on, pid = beats.get(worker or "", (0.0, "lost", None, None))

@@ -1,0 +1,159 @@
+"""A database server that goes away for a moment (a restart, a failover) does not end a sweep: the
+supervisor and its workers wait for it and go on, no run fails and every configuration ends done. A
+server never reached fails at once. The outage is a real one between real processes and the real
+server: a relay (netcut.Relay) drops their connections and refuses new ones."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import server_url, synthetic_sweep
+from tests.faults.helpers import rlsweep_env, wait_for
+from tests.faults.netcut import Relay
+
+
+def _upstream(url: str) -> tuple[str, int]:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return str(parsed.host), int(parsed.port or (5432 if parsed.get_backend_name() == "postgresql" else 3306))
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def server(request: pytest.FixtureRequest) -> str:
+    return server_url(request.param)
+
+
+@pytest.fixture
+def relay(server: str):  # type: ignore[no-untyped-def]
+    r = Relay(_upstream(server))
+    yield r
+    r.close()
+
+
+def test_a_sweep_rides_out_a_storage_outage(tmp_path: Path, study_name: str, server: str, relay: Relay) -> None:
+    from optuna.trial import TrialState
+
+    from rlsweep import states
+    from rlsweep.study import StudyHandle
+
+    sweep = synthetic_sweep(
+        study_name,
+        tmp_path,
+        storage=relay.url(server),
+        trainer__timesteps=2000,
+        trainer__sleep=0.15,  # 10 evaluations of 0.15 s: runs are training when the server goes
+        eval__every=200,
+        strategy__runs=12,
+        strategy__workers=2,
+        worker__heartbeat=0.5,
+        worker__lost_after=5.0,
+    )
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    out = tmp_path / "out.txt"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=rlsweep_env(), stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        # Read past the relay: the outage is between the sweep and the server, not the test.
+        def done() -> int:
+            try:
+                return StudyHandle.load(study_name, server).row_counts().get(states.DONE, 0)
+            except Exception:  # the study is not created yet
+                return 0
+
+        wait_for(lambda: done() >= 3 or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None, out.read_text()
+        relay.cut(4.0)  # every connection of the supervisor and both workers dropped; new ones refused
+        assert proc.wait(timeout=180) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = out.read_text()
+    assert relay.dropped >= 1
+    assert "unreachable" in text and "waiting up to" in text and "reachable again" in text, text
+    handle = StudyHandle.load(study_name, server)
+    rows = handle.rows()
+    # Every configuration done once; nothing failed. A worker cut off in the middle of a write that
+    # cannot be repeated safely exits and its run is queued again (lost, then done as a retry): at
+    # most once per worker, and only as "worker lost".
+    done = sorted(r.key.partition("/retry:")[0] for r in rows if r.state == states.DONE)
+    assert done == sorted({r.key.partition("/retry:")[0] for r in rows}) and len(done) == 12, [(r.key, r.state) for r in rows]
+    again = [r for r in rows if r.state != states.DONE]
+    assert all(r.state == states.LOST for r in again) and len(again) <= 2, [(r.key, r.state, r.attrs) for r in again]
+    trials = handle.get_trials(deepcopy=False)
+    assert 12 <= len(trials) <= 12 + len(again), [t.state for t in trials]  # a run lost before its trial has none
+    lost = [t for t in trials if t.state != TrialState.COMPLETE]
+    assert all(t.state == TrialState.FAIL and states.WORKER_LOST in str(t.user_attrs.get("failure_reason")) for t in lost), [
+        (t.state, t.user_attrs) for t in lost
+    ]
+    logs = "".join(p.read_text() for p in (tmp_path / "runs" / study_name / "logs").glob("*.log"))
+    assert "unreachable" in logs, logs  # the workers, too, met the outage and waited
+
+
+def test_an_outage_longer_than_the_wait_fails_the_query(server: str, relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    from rlsweep import storage
+
+    monkeypatch.setattr(storage, "_OUTAGE", [0.0])  # this test's outage is not one for the later tests' reapers
+    url = relay.url(server)
+    engine = sa.create_engine(url, **storage._engine_kwargs(url))
+    storage.wait_for_server(engine)
+    try:
+        with engine.connect() as con:
+            assert con.execute(sa.text("SELECT 1")).scalar() == 1
+        cut = threading.Thread(target=relay.cut, args=(3.0,))
+
+        monkeypatch.setenv("RLSWEEP_STORAGE_WAIT", "0.5")
+        cut.start()
+        time.sleep(0.3)
+        began = time.monotonic()
+        with pytest.raises(OperationalError):
+            with engine.connect() as con:
+                con.execute(sa.text("SELECT 1"))
+        assert time.monotonic() - began < 2.5  # gave up after its wait, before the server came back
+        cut.join()
+
+        cut = threading.Thread(target=relay.cut, args=(2.0,))
+        monkeypatch.setenv("RLSWEEP_STORAGE_WAIT", "30")
+        cut.start()
+        time.sleep(0.3)
+        with engine.connect() as con:  # waits out the rest of the cut
+            assert con.execute(sa.text("SELECT 1")).scalar() == 1
+        cut.join()
+    finally:
+        engine.dispose()
+
+
+def test_a_server_never_reached_fails_at_once(tmp_path: Path, study_name: str, server: str) -> None:
+    """Nothing listens on the port: a wrong URL is the user's to fix, and is said before any run,
+    not waited for."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    relay = Relay(("127.0.0.1", port))  # only for its URL rewriting
+    url = relay.url(server).replace(f":{relay.port}", f":{port}")
+    relay.close()
+    sweep = synthetic_sweep(study_name, tmp_path, storage=url)
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    began = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=rlsweep_env(), capture_output=True, text=True, timeout=120
+    )
+    took = time.monotonic() - began
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cannot open storage" in proc.stderr and f":{port}" in proc.stderr, proc.stderr
+    assert "waiting up to" not in proc.stderr
+    assert took < 60, took  # far below the 120 s a known server is waited for
