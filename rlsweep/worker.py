@@ -23,7 +23,7 @@ from typing import Any
 
 from rlsweep import states
 from rlsweep.errors import TrainerError
-from rlsweep.storage import is_dropped
+from rlsweep.storage import again_if_dropped, is_dropped
 from rlsweep.strategies import make_strategy
 from rlsweep.strategies.seeds import (
     CONFIG_PRUNED_ATTR,
@@ -266,7 +266,9 @@ class Worker:
         try:
             while max_runs is None or self.finished < max_runs:
                 with signals_deferred():
-                    rows = self._claim(only_key, None if max_runs is None else max_runs - self.finished)
+                    # Read again after a dropped connection; a claim whose commit's answer was lost
+                    # reads whether it took its rows (queue.claim), so none is taken twice.
+                    rows = again_if_dropped(lambda: self._claim(only_key, None if max_runs is None else max_runs - self.finished))
                     if rows:
                         _test_exit("claimed")
                     if SIGNALLED.is_set():  # stopped while claiming: what it took is queued again
@@ -275,7 +277,7 @@ class Worker:
                 if SIGNALLED.is_set():
                     raise KeyboardInterrupt
                 if not rows:
-                    if only_key is not None or not self._work_may_appear():
+                    if only_key is not None or not again_if_dropped(self._work_may_appear):
                         break
                     time.sleep(wait)
                     wait = min(wait * 2, poll)
