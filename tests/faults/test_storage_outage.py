@@ -64,12 +64,17 @@ def test_a_sweep_rides_out_a_storage_outage(tmp_path: Path, study_name: str, ser
             [sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=rlsweep_env(), stdout=sink, stderr=subprocess.STDOUT
         )
     try:
-        # Read past the relay: the outage is between the sweep and the server, not the test.
+        # Read past the relay: the outage is between the sweep and the server, not the test. One
+        # handle once the study exists (each load opens a connection of its own).
+        seen: list[StudyHandle] = []
+
         def done() -> int:
+            time.sleep(0.2)
             try:
-                return StudyHandle.load(study_name, server).row_counts().get(states.DONE, 0)
+                seen[:] = seen or [StudyHandle.load(study_name, server)]
             except Exception:  # the study is not created yet
                 return 0
+            return seen[0].row_counts().get(states.DONE, 0)
 
         wait_for(lambda: done() >= 3 or proc.poll() is not None, timeout=120)
         assert proc.poll() is None, out.read_text()

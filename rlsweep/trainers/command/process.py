@@ -123,7 +123,11 @@ class Child:
             except (AttributeError, OSError):  # not Linux >= 5.3, or already reaped
                 self.pidfd = -1
         if self.pidfd >= 0:
-            select.select([self.pidfd], [], [], timeout)
+            # poll, not select: select cannot take a descriptor numbered 1024 or more, which a
+            # process holding many files and connections hands out
+            waiter = select.poll()
+            waiter.register(self.pidfd, select.POLLIN)
+            waiter.poll(max(0.0, timeout) * 1000.0)
             return self.proc.poll() is not None
         try:
             self.proc.wait(timeout=timeout)
