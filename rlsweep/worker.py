@@ -32,6 +32,7 @@ from rlsweep.strategies.seeds import (
     config_pruned_reason,
     judge_configuration,
     read_configs,
+    runs_as_configs,
     sibling_metrics,
 )
 from rlsweep.strategies.stopping import GateSchedule, make_pruner
@@ -703,7 +704,7 @@ class Reporter:
         if name in metrics and self.worker.pruner is not None:
             if cfg is not None and self._configuration_pruned(cfg, step):
                 return Decision.PRUNE
-            if cfg is None and self.worker.pruner.prune(self.handle.study, self.handle.frozen(self.trial)):
+            if cfg is None and self._run_pruned():
                 self.pruned = True
                 self.stop_reason = f"pruned by {self.worker.sweep.strategy.pruner} at step {step}"
                 return Decision.PRUNE
@@ -724,12 +725,20 @@ class Reporter:
         self.configs = read_configs(self.handle, rows=False)
         return self.configs.get(self.config_id)
 
-    def _configuration_pruned(self, cfg: ConfigSeeds, step: int) -> bool:
-        mode = self.objective.mode
-        cut, memo = judge_configuration(self.worker.pruner, self.handle, self.configs, cfg.config_id, mode)
+    def _judge_pruned(self, configs: Mapping[str, ConfigSeeds], judged_id: str) -> bool:
+        """The pruner's verdict on `judged_id` among `configs`, its notes kept on this run's trial."""
+        every = int(self.worker.sweep.eval.every)
+        cut, memo = judge_configuration(self.worker.pruner, self.handle, configs, judged_id, self.objective.mode, every)
         for key, value in memo.items():
             self.handle.set_system_attr(self.trial, key, value)
-        if not cut:
+        return cut
+
+    def _run_pruned(self) -> bool:
+        """Seeds judged alone: this run among every run of the study."""
+        return self._judge_pruned(runs_as_configs(self.handle.get_trials(deepcopy=False)), str(self.trial.number))
+
+    def _configuration_pruned(self, cfg: ConfigSeeds, step: int) -> bool:
+        if not self._judge_pruned(self.configs, cfg.config_id):
             return False
         curve = cfg.curve()
         seeds = sum(step in t.intermediate_values for t in cfg.judged())

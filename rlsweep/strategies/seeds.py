@@ -5,7 +5,9 @@ With more than one seed per configuration, pruners and gates judge configuration
 Optuna's pruner is asked about an in-memory study with one trial per configuration (its curve as
 intermediate values), built afresh from the shared storage at each report, so any number of workers
 on any number of hosts judge alike. What a pruner memoises on its trial (successive halving's rungs)
-is kept on the reporting seed's trial and given back to the configuration's next judgement.
+is kept on the reporting seed's trial and given back to the configuration's next judgement. With one
+seed, each run is judged the same way as a configuration of its own. Either way a curve is taken at
+the checks `eval.every` steps apart (`at_checks`), so runs that evaluate at other steps meet.
 """
 
 from __future__ import annotations
@@ -93,11 +95,28 @@ def read_configs(handle: StudyHandle, *, rows: bool = True) -> dict[str, ConfigS
     return configs
 
 
+def at_checks(curve: Mapping[int, float], every: int) -> dict[int, float]:
+    """A curve keyed by the check each evaluation stands for: the last multiple of `every` at or
+    before its step. An on-policy run evaluates at the first rollout boundary at or after a check
+    (5120 or 5376 for the check at 5000, by its rollout's length), and Optuna's median and
+    percentile pruners compare a run only with the runs that reported at its very step: runs of
+    other rollout lengths would not count. Where two evaluations stand for one check, the later."""
+    if every <= 0:
+        return dict(curve)
+    return {step - step % every: value for step, value in sorted(curve.items())}
+
+
+def runs_as_configs(trials: Sequence[Any]) -> dict[str, ConfigSeeds]:
+    """Each run as a configuration of its own: seeds judged alone (`judge_configuration`)."""
+    return {str(t.number): ConfigSeeds(str(t.number), [t]) for t in trials}
+
+
 def judge_configuration(
-    pruner: Any, handle: StudyHandle, configs: Mapping[str, ConfigSeeds], judged_id: str, mode: str
+    pruner: Any, handle: StudyHandle, configs: Mapping[str, ConfigSeeds], judged_id: str, mode: str, every: int
 ) -> tuple[bool, dict[str, Any]]:
-    """Optuna's `pruner` on configuration `judged_id` among all configurations: whether to prune it,
-    and the notes the pruner made on it (to keep on the seed's trial)."""
+    """Optuna's `pruner` on configuration `judged_id` among all configurations, each one's curve
+    taken at the checks (`at_checks`, every `every` steps): whether to prune it, and the notes the
+    pruner made on it (to keep on the seed's trial)."""
     import optuna
     from optuna.trial import TrialState, create_trial
 
@@ -108,7 +127,7 @@ def judge_configuration(
     )
     judged_index = -1
     for i, cfg in enumerate(sorted(configs.values(), key=lambda c: (c.first_number, c.config_id))):
-        curve = cfg.curve()
+        curve = at_checks(cfg.curve(), every)
         memo = {
             k.removeprefix(MEMO_PREFIX): v
             for t in cfg.trials

@@ -18,7 +18,7 @@ from rlsweep.analysis.ranking import rank, unranked_line
 from rlsweep.config import load_sweep
 from rlsweep.examples.synthetic import peak
 from rlsweep.strategies import make_strategy
-from rlsweep.strategies.seeds import ConfigSeeds
+from rlsweep.strategies.seeds import ConfigSeeds, at_checks
 from rlsweep.study import StudyHandle
 from rlsweep.worker import Worker
 from tests.conftest import synthetic_sweep
@@ -163,3 +163,44 @@ def test_the_ranking_waits_for_a_configurations_seeds_by_default(tmp_path: Path)
     assert [e.values["learning_rate"] for e in partial] == [1e-3, 1e-2, 1.0]
     Worker(handle).loop()
     assert len(rank(handle.view())) == 3
+
+
+def test_a_curve_at_checks_is_keyed_by_the_check_each_evaluation_stands_for() -> None:
+    # Rollouts of 1024 steps evaluate at 5120 and 10240 for the checks at 5000 and 10000; of 3072
+    # steps at 6144 (check 5000) and 12288 (10000); two evaluations under one check: the later.
+    assert at_checks({5120: 1.0, 10240: 2.0}, 5000) == {5000: 1.0, 10000: 2.0}
+    assert at_checks({6144: 1.0, 12288: 2.0, 15000: 3.0}, 5000) == {5000: 1.0, 10000: 2.0, 15000: 3.0}
+    assert at_checks({1000: 1.0, 1500: 2.0}, 1000) == {1000: 2.0}
+    assert at_checks({7: 1.0}, 0) == {7: 1.0}
+
+
+KINDS = {"good": (100.0, 25), "fair": (90.0, 25), "bad": (10.0, 30)}  # (value, rollout)
+
+
+def rollout_trainer(run: Any) -> None:
+    """Reports a constant value at the first multiple of its rollout at or after each check, as
+    an on-policy algorithm's evaluations fall (SB3 PPO evaluates between two rollouts)."""
+    value, rollout = KINDS[run.hyperparams["kind"]]
+    for k in range(1, run.budget // run.eval_every + 1):
+        step = -(-k * run.eval_every // rollout) * rollout
+        if run.report(step, {M: value}).should_stop:
+            return
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_runs_of_other_rollout_lengths_are_judged_at_the_same_checks(tmp_path: Path, seeds: int) -> None:
+    # Rollouts of 25 steps evaluate at 100, 200, 300, 400; of 30 steps at 120, 210, 300, 420. The
+    # bad configuration is below both finished ones from its first evaluation: the median pruner
+    # cuts it there (at step 120, the check at 100), not at 300, the first step all three share.
+    handle = study(
+        tmp_path,
+        trainer={"kind": "function", "target": f"{__name__}:rollout_trainer", "timesteps": 400},
+        eval={"every": 100},
+        strategy={"name": "grid", "seeds": seeds, "workers": 1, "pruner": "median", "pruner_kwargs": {"n_startup_trials": 2}},
+        params={"kind": {"choice": list(KINDS)}},
+    )
+    Worker(handle).loop()
+    trials = {t.params["kind"]: t for t in handle.study.get_trials() if t.user_attrs["seed"] == handle.sweep.seed}
+    assert [trials[k].state for k in KINDS] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert trials["bad"].intermediate_values == {120: 10.0}
+    assert trials["bad"].user_attrs["stop_reason"].startswith("pruned by median at step 120")
