@@ -230,3 +230,33 @@ def test_a_journal_storage_reports_through_optuna(tmp_path: Path, study_name: st
     handle.record_evaluation(trial, 100, {"eval/mean_return": 3.0}, 3.0)
     assert handle.trial(trial.number).intermediate_values == {100: 3.0}
     assert len(handle.metrics()) == 1
+
+
+def test_a_missing_study_is_named_from_the_study_names_alone(tmp_path: Path) -> None:
+    # A shared database holds many studies with many trials: the error for a mistyped name lists
+    # the latest names and suggests the closest, and reads no trial to do so (summaries would read
+    # every trial of every study: 16 s on the suite's MariaDB after a few runs of the suite).
+    import sqlalchemy as sa
+
+    from rlsweep.errors import StorageError
+
+    url = f"sqlite:///{tmp_path}/many.db"
+    names = [f"sweep-{i:02d}" for i in range(12)]
+    for name in names:
+        study = optuna.create_study(study_name=name, storage=url)
+        study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={100: 0.5}))
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        with pytest.raises(StorageError) as err:
+            StudyHandle.load("sweep-1", url)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert str(err.value) == (
+        f"no study 'sweep-1' in {url} (did you mean 'sweep-11'?); known: {', '.join(names[2:])} and 2 more"
+    )
+    assert statements and not [s for s in statements if "trial" in s.lower()], statements

@@ -346,7 +346,7 @@ def fresh_name(loaded: LoadedSweep, url: str, echo: Echo = silent) -> LoadedSwee
     from rlsweep.config import load_sweep
 
     try:
-        existing = {s.study_name for s in optuna.get_all_study_summaries(storage.open_optuna_storage(url, create=True))}
+        existing = set(optuna.get_all_study_names(storage.open_optuna_storage(url, create=True)))
     except Exception:
         existing = set()
     name = loaded.sweep.study

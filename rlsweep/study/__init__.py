@@ -37,6 +37,17 @@ LOST_COUNT = "_lost"  # on a queue row: how often this run's worker was lost (ca
 FollowUps = Callable[["QueueRow", Any], Sequence["RunSpec"]]
 
 
+KNOWN_SHOWN = 10  # study names an error lists; a shared database may hold thousands
+
+
+def some_names(names: Sequence[str]) -> str:
+    """The last `KNOWN_SHOWN` names (the latest studies), and how many more there are."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[-KNOWN_SHOWN:])
+    return shown if len(names) <= KNOWN_SHOWN else f"{shown} and {len(names) - KNOWN_SHOWN} more"
+
+
 class StudyHandle:
     """One study: Optuna's study object plus rlsweep's tables in the same storage."""
 
@@ -98,11 +109,12 @@ class StudyHandle:
         try:
             study = optuna.load_study(study_name=name, storage=opt_storage)
         except KeyError:
-            known = [s.study_name for s in optuna.get_all_study_summaries(opt_storage)]
+            # Names only: a shared database holds many studies, and their summaries read every trial.
+            known = optuna.get_all_study_names(opt_storage)
             from rlsweep.errors import closest
 
             raise StorageError(
-                f"no study '{name}' in {storage.redact(url)}{closest(name, known)}; known: {', '.join(known) or 'none'}"
+                f"no study '{name}' in {storage.redact(url)}{closest(name, known)}; known: {some_names(known)}"
             ) from None
         raw = study.user_attrs.get(SWEEP_ATTR)
         if raw is None:
