@@ -561,7 +561,12 @@ class Worker:
         state = TrialState.PRUNED if outcome.kind == PRUNED else TrialState.COMPLETE
         try:
             handle.finish(trial, state, outcome.value if state == TrialState.COMPLETE else None)
-        except Exception as exc:  # reaped as lost while we were slow: the requeued copy will run
+        except Exception as exc:
+            if is_dropped(exc):
+                # Cut off while recording: whether it was recorded is not known here. The worker
+                # exits and its launcher or a reaper settles the run (done if the trial is complete).
+                raise
+            # Reaped as lost while we were slow: the requeued copy will run.
             self.echo(f"run {trial.number}: could not record the result ({exc})")
             return "lost"
         _test_exit("finished")
@@ -588,8 +593,10 @@ class Worker:
         try:
             self.handle.set_attr(trial, "failure_reason", reason)
             self.handle.finish(trial, TrialState.FAIL)
-        except Exception:  # already ended (reaped as lost): nothing more to record
-            pass
+        except Exception as exc:
+            if is_dropped(exc):  # not known whether it was recorded: as in settle, the worker exits
+                raise
+            # Already ended (reaped as lost): nothing more to record.
 
 
 # How a run's training ended (Outcome.kind): FINISHED ran its budget, STOPPED was ended early as a

@@ -30,8 +30,9 @@ class Relay:
         auth = parts.netloc.rpartition("@")[0]
         return urlunsplit(parts._replace(netloc=f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"))
 
-    def cut(self, seconds: float) -> None:
-        """Drop every open connection and refuse new ones for `seconds`, then listen again."""
+    def cut(self, seconds: float, wait: bool = True) -> None:
+        """Drop every open connection and refuse new ones for `seconds`, then listen again; with
+        `wait` False, return once the connections are dropped (listening again in a thread)."""
         with self.lock:
             listener, self.listener = self.listener, None
             live, self.live = self.live, []
@@ -39,6 +40,12 @@ class Relay:
         _close(listener)
         for sock in live:
             _close(sock)
+        if wait:
+            self._restore(seconds)
+        else:
+            threading.Thread(target=self._restore, args=(seconds,), daemon=True).start()
+
+    def _restore(self, seconds: float) -> None:
         time.sleep(seconds)
         with self.lock:
             if self.closed:

@@ -162,3 +162,47 @@ def test_a_server_never_reached_fails_at_once(tmp_path: Path, study_name: str, s
     assert "cannot open storage" in proc.stderr and f":{port}" in proc.stderr, proc.stderr
     assert "waiting up to" not in proc.stderr
     assert took < 60, took  # far below the 120 s a known server is waited for
+
+
+def test_a_result_cut_off_while_recorded_ends_the_worker_and_is_settled(
+    tmp_path: Path, study_name: str, server: str, relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops in the middle of recording a run's result: the worker cannot know
+    whether it was recorded, so it exits (its launcher replaces it) instead of going on while the
+    run's row stays running under it, which kept a sweep from ever ending. The next worker's reaper
+    settles the run. The drop is made at the statement that ends the trial, once."""
+    import sqlalchemy as sa
+
+    from rlsweep import states, storage
+    from rlsweep.config import load_sweep
+    from rlsweep.strategies import make_strategy
+    from rlsweep.study import StudyHandle
+    from rlsweep.worker import Worker
+
+    monkeypatch.setattr(storage, "_OUTAGE", [0.0])  # this test's outage is not one for the later tests' reapers
+    url = relay.url(server)
+    loaded = load_sweep(synthetic_sweep(study_name, tmp_path, storage=url, strategy__runs=3, worker__lost_after=1.0))
+    handle = StudyHandle.create_or_load(loaded, url)
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    cuts: list[str] = []
+
+    def cut_at_the_end_of_a_trial(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if not cuts and statement.startswith("UPDATE trials SET state") and "datetime_complete" in statement:
+            cuts.append(statement)
+            relay.cut(1.0, wait=False)  # this statement's connection is gone when it is sent
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", cut_at_the_end_of_a_trial)
+    try:
+        with pytest.raises(Exception) as err:
+            Worker(handle).loop(max_runs=1)  # (one run: a worker that went on would wait on it for good)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", cut_at_the_end_of_a_trial)
+    assert cuts and storage.is_dropped(err.value), err.value
+    held = [r for r in handle.rows() if r.state == states.RUNNING]
+    assert len(held) == 1, [(r.key, r.state) for r in handle.rows()]
+    assert Worker(handle).loop() >= 2  # the replacement reaps the held run, then trains what is left
+    rows = handle.rows()
+    assert sorted({r.key.partition("/retry:")[0] for r in rows if r.state == states.DONE}) == sorted(
+        {r.key.partition("/retry:")[0] for r in rows}
+    ), [(r.key, r.state) for r in rows]
+    assert not [r for r in rows if r.state in (states.RUNNING, states.WAITING)]
