@@ -244,8 +244,13 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], file: str) -
     return data
 
 
-def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, file: str | None = None) -> LoadedSweep:
-    """Read, override and validate a sweep; raise ConfigError naming file and key on any problem."""
+def load_sweep(
+    source: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *, file: str | None = None, trainer_checks: bool = True
+) -> LoadedSweep:
+    """Read, override and validate a sweep; raise ConfigError naming file and key on any problem.
+    `trainer_checks=False` leaves out the trainer's own checks (`Trainer.validate` and its kin), which
+    import its libraries (SB3: torch, 2-3 s): for a sweep read back from its study, which passed them
+    when the study was made."""
     if isinstance(source, Mapping):
         file = file or "<sweep>"
         data = _plain_json(source, "", file)
@@ -254,7 +259,7 @@ def load_sweep(source: str | Path | Mapping[str, Any], overrides: Sequence[str] 
         data = _plain_json(read_file(source), "", file)
     data = apply_overrides(data, overrides, file)
     try:
-        return _validate(_trainer_expands(data, file), file)
+        return _validate(_trainer_expands(data, file), file, trainer_checks)
     except ConfigError as exc:
         raise _blame_override(exc, overrides) from None
 
@@ -286,7 +291,7 @@ def _blame_override(exc: ConfigError, overrides: Sequence[str]) -> ConfigError:
     return exc
 
 
-def _validate(data: dict[str, Any], file: str) -> LoadedSweep:
+def _validate(data: dict[str, Any], file: str, trainer_checks: bool = True) -> LoadedSweep:
     _check_unknown_keys(data, Sweep, (), file)
     try:
         sweep = Sweep.model_validate(data)
@@ -334,9 +339,10 @@ def _validate(data: dict[str, Any], file: str) -> LoadedSweep:
                 file=file,
                 key=f"trainer.{key}",
             )
-    trainer_cls.validate(trainer_settings, hyper, file)
-    trainer_cls.validate_checkpoint(trainer_settings, sweep.checkpoint.model_dump(), file)
-    trainer_cls.validate_record(trainer_settings, sweep.record.model_dump(), file)
+    if trainer_checks:
+        trainer_cls.validate(trainer_settings, hyper, file)
+        trainer_cls.validate_checkpoint(trainer_settings, sweep.checkpoint.model_dump(), file)
+        trainer_cls.validate_record(trainer_settings, sweep.record.model_dump(), file)
     return LoadedSweep(sweep, space, file)
 
 

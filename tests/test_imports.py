@@ -26,3 +26,28 @@ def test_help_is_light() -> None:
     for command in ("run", "top", "render", "report", "worker"):
         code = f"from rlsweep.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass"
         assert _loaded_after(code) == set(), command
+
+
+def test_commands_that_read_results_leave_the_trainer_unimported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # An SB3 study: its sweep was checked whole when the study was made, so `status`, `top` and
+    # `export` (and `lineage`, `report`) read it back without the trainer's checks, which import SB3 and torch
+    # (2-3 s of each command). `render` and the other commands that train or load policies keep them.
+    from pathlib import Path
+
+    from rlsweep.config import load_sweep
+    from rlsweep.study import StudyHandle
+
+    root = Path(__file__).resolve().parents[1]
+    url = f"sqlite:///{tmp_path}/s.db"
+    StudyHandle.create_or_load(load_sweep(root / "examples" / "cartpole-ppo.yaml"), url)
+    for command in (["status"], ["top"], ["export", "--format", "csv", "--out", str(tmp_path / "out")]):
+        code = (
+            "from rlsweep.cli import main\n"
+            f"code = main([{command[0]!r}, 'cartpole-ppo', '--storage', {url!r}, *{command[1:]!r}])\n"
+            "assert code in (0, None), code"
+        )
+        loaded = _loaded_after(code)
+        assert "torch" not in loaded and "stable_baselines3" not in loaded, (command, loaded)
+    # The checks are still made where asked for (the default): a worker joining the study.
+    code = f"from rlsweep.study import StudyHandle\nStudyHandle.load('cartpole-ppo', {url!r})"
+    assert "stable_baselines3" in _loaded_after(code)

@@ -25,6 +25,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def execute(args: argparse.Namespace) -> int:
     from rlsweep.api import Study
 
-    for path in Study(open_handle(args)).export(args.format, args.out, trajectories=args.trajectories):
+    for path in Study(open_handle(args, trainer_checks=False)).export(args.format, args.out, trajectories=args.trajectories):
         print(f"wrote {path}")
     return 0

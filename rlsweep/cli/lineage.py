@@ -30,7 +30,7 @@ def execute(args: argparse.Namespace) -> int:
     from rlsweep.analysis import lineage
     from rlsweep.api import Study
 
-    study = Study(open_handle(args))
+    study = Study(open_handle(args, trainer_checks=False))
     handle, sweep = study.handle, study.handle.sweep
     chain = study.ancestry(args.member)
     if not chain:

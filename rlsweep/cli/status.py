@@ -23,7 +23,7 @@ def execute(args: argparse.Namespace) -> int:
     from rlsweep.progress import best_value
     from rlsweep.storage import redact
 
-    handle = open_handle(args)
+    handle = open_handle(args, trainer_checks=False)
     sweep = handle.sweep
     counts = handle.row_counts()
     console = Console()

@@ -40,7 +40,7 @@ def execute(args: argparse.Namespace) -> int:
     from rlsweep.analysis.ranking import export_best
     from rlsweep.api import Study
 
-    handle = open_handle(args)
+    handle = open_handle(args, trainer_checks=False)
     ranking = Study(handle).ranking(by=args.by, min_seeds=args.min_seeds)
     shown = ranking.entries[: args.n]
     if args.json:

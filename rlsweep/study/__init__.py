@@ -100,8 +100,10 @@ class StudyHandle:
         return cls(loaded, url, study)
 
     @classmethod
-    def load(cls, name: str, url: str) -> StudyHandle:
-        """Join an existing study with nothing but its name and storage: the sweep is stored in it."""
+    def load(cls, name: str, url: str, *, trainer_checks: bool = True) -> StudyHandle:
+        """Join an existing study with nothing but its name and storage: the sweep is stored in it.
+        It passed every check when the study was made; `trainer_checks=False` skips the trainer's
+        own, which import its libraries (SB3: torch, 2-3 s), for commands that only read results."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -119,7 +121,7 @@ class StudyHandle:
         raw = study.user_attrs.get(SWEEP_ATTR)
         if raw is None:
             raise StorageError(f"study '{name}' in {storage.redact(url)} was not made by rlsweep")
-        loaded = load_sweep(json.loads(raw), file=str(study.user_attrs.get(FILE_ATTR, name)))
+        loaded = load_sweep(json.loads(raw), file=str(study.user_attrs.get(FILE_ATTR, name)), trainer_checks=trainer_checks)
         return cls(loaded, url, study)
 
     # ---------------------------------------------------------------- queue
