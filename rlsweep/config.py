@@ -291,7 +291,7 @@ def _blame_override(exc: ConfigError, overrides: Sequence[str]) -> ConfigError:
     return exc
 
 
-def _validate(data: dict[str, Any], file: str, trainer_checks: bool = True) -> LoadedSweep:
+def _validate(data: dict[str, Any], file: str, trainer_checks: bool) -> LoadedSweep:
     _check_unknown_keys(data, Sweep, (), file)
     try:
         sweep = Sweep.model_validate(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("torch", "jax", "ray", "optuna", "stable_baselines3", "sqlalchemy", "matplotlib", "pandas")
 
@@ -28,12 +29,10 @@ def test_help_is_light() -> None:
         assert _loaded_after(code) == set(), command
 
 
-def test_commands_that_read_results_leave_the_trainer_unimported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_commands_that_read_results_leave_the_trainer_unimported(tmp_path: Path) -> None:
     # An SB3 study: its sweep was checked whole when the study was made, so `status`, `top` and
     # `export` (and `lineage`, `report`) read it back without the trainer's checks, which import SB3 and torch
     # (2-3 s of each command). `render` and the other commands that train or load policies keep them.
-    from pathlib import Path
-
     from rlsweep.config import load_sweep
     from rlsweep.study import StudyHandle
 
