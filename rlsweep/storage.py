@@ -133,6 +133,33 @@ STORAGE_WAIT_S = 120.0
 
 
 _OUTAGE = [0.0]  # when this process last lost a connection to its server, or got one back after an outage
+_GAVE_UP: list[tuple[str, float, str] | None] = [None]  # (storage, seconds waited, why) since the last connection opened
+
+
+def outlasted_wait(exc: BaseException) -> str | None:
+    """What to tell the user when `exc` ended a command because its database server stayed away
+    longer than this process waits for it (`wait_for_server` gave up): None for any other error."""
+    import sys
+
+    gave_up = _GAVE_UP[0]
+    operational = getattr(sys.modules.get("sqlalchemy.exc"), "OperationalError", None)
+    if gave_up is None or operational is None or not any(isinstance(e, operational) for e in _chain(exc)):
+        return None
+    where, waited, why = gave_up
+    return (
+        f"storage {where} unreachable for more than {waited:.0f} s ({why}); $RLSWEEP_STORAGE_WAIT sets how long to wait. "
+        "Finished runs are kept in the study: once the server is back, run the same command again to continue "
+        "(runs that were cut off are queued again)"
+    )
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """`exc` and the errors it was raised from or during, each once."""
+    out: list[BaseException] = []
+    while exc is not None and all(exc is not e for e in out):
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
 
 
 def last_outage() -> float:
@@ -156,19 +183,20 @@ def again_if_dropped(work: Callable[[], T], tries: int = 3) -> T:
     raise AssertionError("unreachable")
 
 
+def cut_off(exc: BaseException) -> bool:
+    """Did `exc` come from losing the database server, not from the work: the connection dropped
+    under it (`is_dropped`), or the server stayed away longer than this process waits for it
+    (`outlasted_wait`)? A worker then exits and its runs are queued again, never failed."""
+    return is_dropped(exc) or outlasted_wait(exc) is not None
+
+
 def is_dropped(exc: BaseException) -> bool:
     """Did the database server drop the connection under this error (a restart, a failover)? Also
     when it is the cause of another error (Optuna raises its StorageInternalError from it)."""
     import sys
 
     dbapi_error = getattr(sys.modules.get("sqlalchemy.exc"), "DBAPIError", None)  # no import: SQLAlchemy may not be loaded
-    seen: set[int] = set()
-    while dbapi_error is not None and exc is not None and id(exc) not in seen:
-        if isinstance(exc, dbapi_error) and exc.connection_invalidated:
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
+    return dbapi_error is not None and any(isinstance(e, dbapi_error) and e.connection_invalidated for e in _chain(exc))
 
 
 def storage_wait() -> float:
@@ -208,16 +236,18 @@ def wait_for_server(engine: Any) -> None:
             try:
                 connection = dialect.connect(*cargs, **cparams)
             except dialect.loaded_dbapi.OperationalError as exc:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 if time.monotonic() + pause > deadline:
+                    _GAVE_UP[0] = (where, storage_wait(), redact(why))
                     raise
                 if not state["out"]:
                     state["out"] = True
-                    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     log.warning("storage %s unreachable (%s): waiting up to %.0f s for it to come back", where, why, storage_wait())
                 waited = True
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)  # back within a second of the server
                 continue
+            _GAVE_UP[0] = None
             if waited:
                 _OUTAGE[0] = time.time()
             if state["out"]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from rlsweep import states
 from rlsweep.errors import TrainerError
-from rlsweep.storage import again_if_dropped, is_dropped
+from rlsweep.storage import again_if_dropped, cut_off
 from rlsweep.strategies import make_strategy
 from rlsweep.strategies.seeds import (
     CONFIG_PRUNED_ATTR,
@@ -396,7 +396,7 @@ class Worker:
         try:
             trial = self.strategy.propose(handle, row, attrs) if row.params is None else handle.create_trial(row.params, attrs)
         except Exception as exc:  # a sampler or storage error loses this run, not the worker
-            if is_dropped(exc):  # not the run's fault: the worker exits, its run is queued again
+            if cut_off(exc):  # not the run's fault: the worker exits, its run is queued again
                 raise
             log.exception("could not create run %s", row.key)
             return Outcome(FAILED, reason=f"could not start: {type(exc).__name__}: {exc}", traceback=traceback.format_exc())
@@ -503,7 +503,7 @@ class Worker:
         except RunTimeout as exc:
             failure, trace = str(exc), traceback.format_exc()
         except Exception as exc:
-            if is_dropped(exc):  # the storage's, not the runs': the worker exits, they are queued again
+            if cut_off(exc):  # the storage's, not the runs': the worker exits, they are queued again
                 raise
             return [_outcome(run.reporter) if run.reporter.decided else _crashed(run.reporter, exc) for run in runs]
         finally:
@@ -562,7 +562,7 @@ class Worker:
         try:
             handle.finish(trial, state, outcome.value if state == TrialState.COMPLETE else None)
         except Exception as exc:
-            if is_dropped(exc):
+            if cut_off(exc):
                 # Cut off while recording: whether it was recorded is not known here. The worker
                 # exits and its launcher or a reaper settles the run (done if the trial is complete).
                 raise
@@ -594,7 +594,7 @@ class Worker:
             self.handle.set_attr(trial, "failure_reason", reason)
             self.handle.finish(trial, TrialState.FAIL)
         except Exception as exc:
-            if is_dropped(exc):  # not known whether it was recorded: as in settle, the worker exits
+            if cut_off(exc):  # not known whether it was recorded: as in settle, the worker exits
                 raise
             # Already ended (reaped as lost): nothing more to record.
 

@@ -96,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
         with LOG_FILE.open("a") as fh:
             fh.write(traceback.format_exc())
+        from rlsweep import storage
+
+        outage = storage.outlasted_wait(exc)
+        if outage:  # not a bug: the server stayed away longer than we wait for it
+            print(f"rlsweep: error: {outage}", file=sys.stderr)
+            return 1
         print(f"rlsweep: internal error: {type(exc).__name__}: {exc} (traceback in {LOG_FILE}; --debug shows it)", file=sys.stderr)
         return 1
     finally:

@@ -74,3 +74,11 @@ def standby_main(warm: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print("rlsweep: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the CLI's one line where the storage stayed away; a traceback otherwise
+        from rlsweep.storage import outlasted_wait
+
+        outage = outlasted_wait(exc)
+        if outage is None:
+            raise
+        print(f"rlsweep: error: {outage}", file=sys.stderr)
+        return 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -22,6 +21,7 @@ class Relay:
         self.listener = self._listen(0)
         self.port = self.listener.getsockname()[1]
         self.closed = False
+        self.back = threading.Event()  # set: a cut in progress ends now (`cut`'s `seconds` at most)
         threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
     def url(self, url: str) -> str:
@@ -37,6 +37,7 @@ class Relay:
             listener, self.listener = self.listener, None
             live, self.live = self.live, []
             self.dropped += len(live) // 2
+            self.back.clear()
         _close(listener)
         for sock in live:
             _close(sock)
@@ -46,7 +47,7 @@ class Relay:
             threading.Thread(target=self._restore, args=(seconds,), daemon=True).start()
 
     def _restore(self, seconds: float) -> None:
-        time.sleep(seconds)
+        self.back.wait(seconds)
         with self.lock:
             if self.closed:
                 return

@@ -142,6 +142,80 @@ def test_an_outage_longer_than_the_wait_fails_the_query(server: str, relay: Rela
         engine.dispose()
 
 
+def test_an_outage_longer_than_the_wait_stops_the_sweep_with_a_clear_error_and_loses_nothing(
+    tmp_path: Path, study_name: str, server: str, relay: Relay
+) -> None:
+    """The server stays away longer than $RLSWEEP_STORAGE_WAIT: `rlsweep run` stops with exit 1
+    and says so (not "internal error"), and the same command, run again once the server is back,
+    finishes the study with every run recorded before the outage kept."""
+    from rlsweep import states
+    from rlsweep.study import StudyHandle
+
+    sweep = synthetic_sweep(
+        study_name,
+        tmp_path,
+        storage=relay.url(server),
+        trainer__timesteps=2000,
+        trainer__sleep=0.1,  # 10 evaluations of 0.1 s: runs are training when the server goes
+        eval__every=200,
+        strategy__runs=8,
+        strategy__workers=2,
+        worker__heartbeat=0.5,
+        worker__lost_after=3.0,
+    )
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    env = rlsweep_env(RLSWEEP_STORAGE_WAIT="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        handle: list[StudyHandle] = []
+
+        def done() -> int:
+            time.sleep(0.2)
+            try:
+                handle[:] = handle or [StudyHandle.load(study_name, server)]
+            except Exception:  # the study is not created yet
+                return 0
+            return handle[0].row_counts().get(states.DONE, 0)
+
+        wait_for(lambda: done() >= 3 or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None, proc.communicate()
+        relay.cut(120.0, wait=False)  # far longer than the 1 s the processes wait: until they have stopped
+        before = done()
+        out, err = proc.communicate(timeout=120)
+        # Its workers, told to stop, cannot record that either: they too give up and exit, their
+        # runs left for the next run to queue again (a worker still settling when the server comes
+        # back would record its run as interrupted, as after Ctrl-C).
+        time.sleep(4.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        relay.back.set()
+    assert proc.returncode == 1, out + err
+    assert "internal error" not in err, err
+    assert "unreachable for more than 1 s" in err and "RLSWEEP_STORAGE_WAIT" in err and "run the same command again" in err, err
+    assert f"***@127.0.0.1:{relay.port}/" in err, err  # the storage named, its password masked
+    kept = {r.key for r in handle[0].rows([states.DONE])}
+    assert len(kept) >= before >= 3
+    wait_for(lambda: relay.listener is not None, timeout=10)  # the server is back
+    again = subprocess.run([sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = StudyHandle.load(study_name, server).rows()
+    finished = {r.key for r in rows if r.state == states.DONE}
+    assert kept <= finished, "a run recorded before the outage was trained again"
+    assert {r.key.partition("/retry:")[0] for r in rows if r.state == states.DONE} == {r.key.partition("/retry:")[0] for r in rows}
+    assert len({r.key.partition("/retry:")[0] for r in rows}) == 8
+    # No run failed for the outage: those cut off were queued again (as lost or interrupted).
+    assert all(r.state in (states.DONE, states.LOST, states.INTERRUPTED) for r in rows), [(r.key, r.state, r.attrs) for r in rows]
+    for trial in StudyHandle.load(study_name, server).get_trials(deepcopy=False):
+        reason = str(trial.user_attrs.get("failure_reason"))
+        assert trial.state.name == "COMPLETE" or reason.startswith(states.REQUEUED_REASONS), (trial.number, trial.state, reason)
+    logs = "".join(p.read_text() for p in (tmp_path / "runs" / study_name / "logs").glob("*.log"))
+    assert "internal error" not in logs and "unreachable for more than 1 s" in logs, logs  # the workers said it too
+
+
 def test_a_server_never_reached_fails_at_once(tmp_path: Path, study_name: str, server: str) -> None:
     """Nothing listens on the port: a wrong URL is the user's to fix, and is said before any run,
     not waited for."""
