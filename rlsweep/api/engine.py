@@ -248,6 +248,7 @@ class WorkerDeaths:
         """Settle the runs the dead worker i held; True when it held any (it is worth replacing)."""
         import signal
 
+        from rlsweep.study import REAPED
         from rlsweep.study.workers import CRASHED
 
         prefix = self.launcher.worker_prefix(i)
@@ -260,8 +261,9 @@ class WorkerDeaths:
         how = f"killed by {name}" if name else f"exit code {code}"
         held = [r.key for r in self.handle.rows([states.RUNNING]) if str(r.worker or "").startswith(prefix)]
         settled = self.handle.reap_lost(follow_ups=self.follow_ups)
-        # Another worker's reaper may have got there first (a process it saw was gone from this host).
-        lost = [r.key for r in self.handle.rows([states.LOST]) if str(r.worker or "").startswith(prefix)]
+        # Another worker's reaper may have got there first (a process it saw was gone from this host,
+        # or its heartbeat gone silent): queued again as lost, or settled as its ended trial says.
+        lost = [r.key for r in self.handle.rows() if str(r.worker or "").startswith(prefix) and (r.state == states.LOST or r.attrs.get(REAPED))]
         mine = list(dict.fromkeys([k for k in held if k in settled] + lost))
         if mine:
             self.echo(f"worker {i} died ({how}) holding {', '.join(mine)}: settled")

@@ -32,6 +32,7 @@ __all__ = [
 ]  # fmt: skip
 log = logging.getLogger("rlsweep.study")
 LOST_COUNT = "_lost"  # on a queue row: how often this run's worker was lost (carried to its retries)
+REAPED = "_reaped"  # on a queue row: settled by a reaper, its worker gone after the run's trial ended
 # (row, its ended trial, or None for a run that failed without one) -> the runs to queue after it;
 # see `StudyHandle.reap_lost`.
 FollowUps = Callable[["QueueRow", Any], Sequence["RunSpec"]]
@@ -267,7 +268,8 @@ class StudyHandle:
             trial = self._trial_of(row)
             if trial is not None and trial.state in ended:
                 self._follow(row, trial, follow_ups)
-                if self.set_row(row.id, only_if_state=states.RUNNING, state=ended[trial.state], trial_number=trial.number):
+                attrs = dict(row.attrs, **{REAPED: True})  # its worker died holding it (the supervisor asks)
+                if self.set_row(row.id, only_if_state=states.RUNNING, state=ended[trial.state], trial_number=trial.number, attrs=attrs):
                     done.append(row.key)
                 continue
             if row.worker in stopped:  # queued again like any interrupted run; spends no requeue

@@ -155,3 +155,43 @@ def test_workers_do_not_outlive_rlsweep_run(tmp_path: Path, study_name: str, sig
     assert finish.returncode == 0, finish.stdout + finish.stderr
     states = {r.key: r.state for r in handle.rows()}
     assert states["grid:0"] == "interrupted" and states["grid:0/retry:1"] == "done" and states["grid:1"] == "done"
+
+
+def test_a_dead_worker_whose_run_another_reaper_settled_is_replaced(tmp_path: Path, study_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker dies after recording its run's result, before marking its queue row (as one cut
+    off by a storage outage does), and another worker's reaper settles that row as done before
+    `rlsweep run` looks at the death: the death is still one of a worker holding a run, so a new
+    worker takes its place and the sweep ends without error (it was taken for a worker that could
+    not start, was not replaced, and made `run` exit 1)."""
+    from rlsweep.api.engine import WorkerDeaths
+    from rlsweep.config import load_sweep
+    from rlsweep.launchers.local import LocalLauncher
+    from rlsweep.strategies import make_strategy
+
+    sweep = synthetic_sweep(study_name, tmp_path, storage=f"sqlite:///{tmp_path}/study.db", strategy={"name": "random", "runs": 3})
+    loaded = load_sweep(sweep)
+    handle = StudyHandle.create_or_load(loaded, sweep["storage"])
+    handle.enqueue(make_strategy(loaded).initial_runs())
+    launcher = LocalLauncher(tmp_path / "logs")
+    monkeypatch.setenv("RLSWEEP_TEST_EXIT_AT", "finished")  # dies between the trial's COMPLETE and its row's "done"
+    monkeypatch.setenv("PYTHONPATH", rlsweep_env()["PYTHONPATH"])
+    launcher.launch(study_name, handle.url, 1)
+    monkeypatch.delenv("RLSWEEP_TEST_EXIT_AT")  # its replacement trains normally
+    wait_for(lambda: launcher.exit_codes() == [137], timeout=60)
+    [row] = handle.rows(["running"])
+    assert handle.trial(row.trial_number).state == TrialState.COMPLETE
+    assert handle.reap_lost(lost_after=0.0) == [row.key]  # the other reaper, first
+    said: list[str] = []
+    deaths = WorkerDeaths(handle, launcher, 1, said.append)
+    try:
+        assert deaths.keep_going(), said
+        assert deaths.replaced == {0}, said
+        assert f"worker 0 died (exit code 137) holding {row.key}: settled" in said, said
+        wait_for(lambda: not deaths.keep_going(), timeout=120)
+    finally:
+        launcher.interrupt()
+        launcher.wait(timeout=30)
+    assert launcher.exit_codes() == [137, 0]
+    rows = {r.key: r.state for r in handle.rows()}
+    assert sorted(rows.values()) == ["done"] * 3, rows  # the reaped run kept its result, not trained again
+    assert len(handle.get_trials(deepcopy=False)) == 3
