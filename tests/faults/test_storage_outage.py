@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -39,43 +40,60 @@ def relay(server: str):  # type: ignore[no-untyped-def]
     r.close()
 
 
+def _outage_sweep(study_name: str, tmp_path: Path, url: str, sleep: float, **overrides: Any) -> dict[str, Any]:
+    """A sweep through the relay, written to sweep.yaml: 2 workers, runs of 10 evaluations `sleep`
+    s apart (training when the server goes)."""
+    sweep = synthetic_sweep(
+        study_name,
+        tmp_path,
+        storage=url,
+        trainer__timesteps=2000,
+        trainer__sleep=sleep,
+        eval__every=200,
+        strategy__workers=2,
+        worker__heartbeat=0.5,
+        **overrides,
+    )
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    return sweep
+
+
+class _Done:
+    """How many of the study's runs are done, read past the relay: the outage is between the sweep
+    and the server, not the test. One handle once the study exists (each load opens a connection
+    of its own)."""
+
+    def __init__(self, study_name: str, server: str) -> None:
+        self.study_name, self.server = study_name, server
+        self.handle: Any = None
+
+    def __call__(self) -> int:
+        from rlsweep import states
+        from rlsweep.study import StudyHandle
+
+        time.sleep(0.2)
+        if self.handle is None:
+            try:
+                self.handle = StudyHandle.load(self.study_name, self.server)
+            except Exception:  # the study is not created yet
+                return 0
+        return int(self.handle.row_counts().get(states.DONE, 0))
+
+
 def test_a_sweep_rides_out_a_storage_outage(tmp_path: Path, study_name: str, server: str, relay: Relay) -> None:
     from optuna.trial import TrialState
 
     from rlsweep import states
     from rlsweep.study import StudyHandle
 
-    sweep = synthetic_sweep(
-        study_name,
-        tmp_path,
-        storage=relay.url(server),
-        trainer__timesteps=2000,
-        trainer__sleep=0.15,  # 10 evaluations of 0.15 s: runs are training when the server goes
-        eval__every=200,
-        strategy__runs=12,
-        strategy__workers=2,
-        worker__heartbeat=0.5,
-        worker__lost_after=5.0,
-    )
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    _outage_sweep(study_name, tmp_path, relay.url(server), 0.15, strategy__runs=12, worker__lost_after=5.0)
     out = tmp_path / "out.txt"
     with out.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=rlsweep_env(), stdout=sink, stderr=subprocess.STDOUT
         )
     try:
-        # Read past the relay: the outage is between the sweep and the server, not the test. One
-        # handle once the study exists (each load opens a connection of its own).
-        seen: list[StudyHandle] = []
-
-        def done() -> int:
-            time.sleep(0.2)
-            try:
-                seen[:] = seen or [StudyHandle.load(study_name, server)]
-            except Exception:  # the study is not created yet
-                return 0
-            return seen[0].row_counts().get(states.DONE, 0)
-
+        done = _Done(study_name, server)
         wait_for(lambda: done() >= 3 or proc.poll() is not None, timeout=120)
         assert proc.poll() is None, out.read_text()
         relay.cut(4.0)  # every connection of the supervisor and both workers dropped; new ones refused
@@ -151,34 +169,13 @@ def test_an_outage_longer_than_the_wait_stops_the_sweep_with_a_clear_error_and_l
     from rlsweep import states
     from rlsweep.study import StudyHandle
 
-    sweep = synthetic_sweep(
-        study_name,
-        tmp_path,
-        storage=relay.url(server),
-        trainer__timesteps=2000,
-        trainer__sleep=0.1,  # 10 evaluations of 0.1 s: runs are training when the server goes
-        eval__every=200,
-        strategy__runs=8,
-        strategy__workers=2,
-        worker__heartbeat=0.5,
-        worker__lost_after=3.0,
-    )
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    _outage_sweep(study_name, tmp_path, relay.url(server), 0.1, strategy__runs=8, worker__lost_after=3.0)
     env = rlsweep_env(RLSWEEP_STORAGE_WAIT="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        handle: list[StudyHandle] = []
-
-        def done() -> int:
-            time.sleep(0.2)
-            try:
-                handle[:] = handle or [StudyHandle.load(study_name, server)]
-            except Exception:  # the study is not created yet
-                return 0
-            return handle[0].row_counts().get(states.DONE, 0)
-
+        done = _Done(study_name, server)
         wait_for(lambda: done() >= 3 or proc.poll() is not None, timeout=120)
         assert proc.poll() is None, proc.communicate()
         relay.cut(120.0, wait=False)  # far longer than the 1 s the processes wait: until they have stopped
@@ -197,7 +194,7 @@ def test_an_outage_longer_than_the_wait_stops_the_sweep_with_a_clear_error_and_l
     assert "internal error" not in err, err
     assert "unreachable for more than 1 s" in err and "RLSWEEP_STORAGE_WAIT" in err and "run the same command again" in err, err
     assert f"***@127.0.0.1:{relay.port}/" in err, err  # the storage named, its password masked
-    kept = {r.key for r in handle[0].rows([states.DONE])}
+    kept = {r.key for r in done.handle.rows([states.DONE])}
     assert len(kept) >= before >= 3
     wait_for(lambda: relay.listener is not None, timeout=10)  # the server is back
     again = subprocess.run([sys.executable, "-m", "rlsweep", "run", "sweep.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
