@@ -40,7 +40,7 @@ def relay(server: str):  # type: ignore[no-untyped-def]
     r.close()
 
 
-def _outage_sweep(study_name: str, tmp_path: Path, url: str, sleep: float, **overrides: Any) -> dict[str, Any]:
+def _outage_sweep(study_name: str, tmp_path: Path, url: str, sleep: float, **overrides: Any) -> None:
     """A sweep through the relay, written to sweep.yaml: 2 workers, runs of 10 evaluations `sleep`
     s apart (training when the server goes)."""
     sweep = synthetic_sweep(
@@ -55,7 +55,6 @@ def _outage_sweep(study_name: str, tmp_path: Path, url: str, sleep: float, **ove
         **overrides,
     )
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
-    return sweep
 
 
 class _Done:
