@@ -163,34 +163,23 @@ def test_a_storm_of_25_sigkills_loses_and_duplicates_nothing(tmp_path: Path, stu
 @pytest.mark.slow
 def test_rlsweep_run_killed_five_times_then_resumed(tmp_path: Path, study_name: str) -> None:
     """SIGKILL of `rlsweep run` five times at random moments, then `rlsweep run` to the end:
-    finished runs are never re-run, progress only goes forward, no worker outlives its `run`; the
-    time against an uninterrupted sweep is printed (target x1.5)."""
-    runs, sleep = 200, 0.2  # each run: one report after `sleep` s
-    ref_url = f"sqlite:///{tmp_path}/ref.db"
-    (tmp_path / "ref").mkdir()
-    ref_file = _sweep(study_name + "-ref", tmp_path / "ref", runs, ref_url, sleep=sleep)
-    started = time.monotonic()
-    ref = _start(ref_file, 2, tmp_path / "ref")
-    assert ref.wait(timeout=600) == 0
-    uninterrupted = time.monotonic() - started
-
+    finished runs are never re-run, progress only goes forward, no worker outlives its `run`.
+    bench/resume.py times the same against an uninterrupted sweep (target x1.5)."""
+    runs, sleep = 100, 0.2  # each run: one report after `sleep` s; about 10 s of runs on 2 workers
     url = f"sqlite:///{tmp_path}/study.db"
     file = _sweep(study_name, tmp_path, runs, url, sleep=sleep)
     rng = random.Random(1)
     done_before = 0
     finished: dict[int, int] = {}  # trial number -> seed, of every run seen complete
-    total = 0.0
     for _ in range(5):
-        started = time.monotonic()
         proc = _start(file, 2, tmp_path)
         wait_for(lambda: _opens(study_name, url), 60)
         wait_for(lambda d=done_before: _complete(study_name, url) > d, 120)  # training has begun
-        time.sleep(rng.uniform(0.0, uninterrupted / 8))  # then a random moment
+        time.sleep(rng.uniform(0.0, 1.5))  # then a random moment
         handle = StudyHandle.load(study_name, url)
         pids = [int(w["pid"]) for w in handle.workers()]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        total += time.monotonic() - started
         wait_for(lambda pids=pids: not any(alive(p) for p in pids), 60)  # no orphan worker
         handle.reap_lost()  # a run claimed just as the signal came is settled by whoever looks next
         assert not handle.rows(["running"])
@@ -201,17 +190,11 @@ def test_rlsweep_run_killed_five_times_then_resumed(tmp_path: Path, study_name: 
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         assert done >= done_before, "progress went backwards"
         done_before = done
-    started = time.monotonic()
+    assert done_before < runs, "the sweep ended before the last kill"
     last = _start(file, 2, tmp_path)
     out = last.communicate(timeout=600)[0]
-    total += time.monotonic() - started
     assert last.returncode == 0, out
     trials = check_exactly_once(study_name, url, runs)
     for number, seed in finished.items():  # a finished run was never run again
         assert trials[number].state == TrialState.COMPLETE and trials[number].user_attrs["seed"] == seed
-    ratio = total / uninterrupted
-    print(f"\nrun killed 5 times: {total:.1f} s in all vs {uninterrupted:.1f} s uninterrupted (x{ratio:.2f}); {done_before} runs done before the last start")
-    # The issue's target is x1.5; each restart pays a start-up (imports, opening the study) that a
-    # loaded 2-core machine stretches, so the test only guards against a pathological loss of work
-    # and the figure above is what gets reported.
-    assert ratio <= 2.5
+    print(f"\nrun killed 5 times: {done_before} runs done before the last start, every run done once")
