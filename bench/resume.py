@@ -3,9 +3,10 @@ against the same sweep uninterrupted, both timed in this one run (target: at mos
 
 The sweep: --runs runs of the built-in `sleepy` trainer (one report after --sleep s), 2 workers,
 SQLite. The uninterrupted sweep runs first; then a fresh study is started, and each of five times
-killed (SIGKILL to `rlsweep run`; its workers, told by SIGTERM, follow it) at a random moment after its first run of
-that start has finished, within an eighth of the uninterrupted time; a last `rlsweep run` finishes
-it. The killed sweep's time is the sum of the six starts. Every run must be done exactly once.
+killed (SIGKILL to `rlsweep run`; its workers, told by SIGTERM, follow it) at a random moment after
+a run of that start has finished, within an eighth of the uninterrupted time; a last `rlsweep run`
+finishes it. The killed sweep's time is the sum of the six starts. Every seed must be done exactly
+once, else the bench exits with an error.
 tests/faults/test_soak.py checks the same behaviour on a smaller sweep, without timing it.
 
     python bench/resume.py [--runs 200] [--sleep 0.2] [--seed 1]
@@ -54,6 +55,15 @@ def done(folder: Path, name: str) -> int:
         return 0
 
 
+def seeds_done(folder: Path, name: str) -> list[int]:
+    """The seeds of the runs done, sorted: 0..runs-1 once each when nothing was lost or run twice."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'runs' / name / 'study.db'}")
+    return sorted(int(t.user_attrs["seed"]) for t in study.get_trials(states=[TrialState.COMPLETE]))
+
+
 def sweep(folder: Path, name: str, runs: int, sleep: float) -> None:
     folder.mkdir(parents=True)
     (folder / "sweep.yaml").write_text(SWEEP.format(name=name, runs=runs, sleep=sleep))
@@ -95,9 +105,9 @@ def main() -> None:
         if start(killed).wait() != 0:
             raise SystemExit("the last `rlsweep run` of the killed sweep failed")
         total += time.monotonic() - began
-        finished = done(killed, "killed")
-    if finished != args.runs:
-        raise SystemExit(f"{finished} runs done, not {args.runs}")
+        seeds = seeds_done(killed, "killed")
+    if seeds != list(range(args.runs)):
+        raise SystemExit(f"{len(seeds)} runs done ({len(set(seeds))} distinct seeds), not each of {args.runs} once")
     print(f"uninterrupted: {args.runs} runs in {uninterrupted:.1f} s; killed 5 times and resumed: {total:.1f} s in all")
     print(f"killed 5 times / uninterrupted: x{total / uninterrupted:.2f} (target <= x1.5)")
 
